@@ -1,0 +1,144 @@
+//! Why a Service cannot be served as written (`Invalid`) and what was skipped or changed while
+//! serving it (`Warning`). Their Display text is the message of a Kubernetes Warning Event, so
+//! it names the field or annotation, the value and what would be accepted. Must not know how
+//! Events are written.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One reason a Service's load balancer cannot be built. Nothing in OpenStack is changed for
+/// the Service while it has any (SPEC §3: never fall back silently).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct Invalid {
+    /// Annotation name, `spec.ports[1].protocol`, `[LoadBalancer] floating-network-id`, ...
+    pub field: String,
+    /// The offending value as written (empty when the problem is a missing value).
+    pub value: String,
+    /// What would be accepted, in words: `true or false`, `an integer from 1 to 10`, ...
+    pub accepted: String,
+    /// Machine-readable reason, also used as the Event/condition reason suffix.
+    pub reason: InvalidReason,
+}
+
+/// Why the input is invalid; lets the controller pick the condition reason and tests match
+/// precisely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub enum InvalidReason {
+    /// The value does not parse or is out of range.
+    BadValue,
+    /// The value is well-formed but this cloud (generation, version, provider) cannot do it.
+    Unsupported,
+    /// Two settings contradict each other.
+    Conflict,
+    /// Something required is missing (no ports, no floating network, ...).
+    Missing,
+    /// The load balancer named by the Service belongs to another cluster.
+    ForeignCluster,
+}
+
+impl Invalid {
+    pub fn bad_value(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        accepted: impl Into<String>,
+    ) -> Self {
+        Invalid {
+            field: field.into(),
+            value: value.into(),
+            accepted: accepted.into(),
+            reason: InvalidReason::BadValue,
+        }
+    }
+    pub fn unsupported(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        accepted: impl Into<String>,
+    ) -> Self {
+        Invalid {
+            field: field.into(),
+            value: value.into(),
+            accepted: accepted.into(),
+            reason: InvalidReason::Unsupported,
+        }
+    }
+    pub fn conflict(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        accepted: impl Into<String>,
+    ) -> Self {
+        Invalid {
+            field: field.into(),
+            value: value.into(),
+            accepted: accepted.into(),
+            reason: InvalidReason::Conflict,
+        }
+    }
+    pub fn missing(field: impl Into<String>, accepted: impl Into<String>) -> Self {
+        Invalid {
+            field: field.into(),
+            value: String::new(),
+            accepted: accepted.into(),
+            reason: InvalidReason::Missing,
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            InvalidReason::Missing => {
+                write!(f, "{} is missing; expected {}", self.field, self.accepted)
+            }
+            InvalidReason::Unsupported => write!(
+                f,
+                "{}: value {:?} is not supported by this cloud; {}",
+                self.field, self.value, self.accepted
+            ),
+            InvalidReason::ForeignCluster => write!(
+                f,
+                "{}: load balancer {:?} belongs to another cluster ({}); it is left untouched",
+                self.field, self.value, self.accepted
+            ),
+            _ => write!(
+                f,
+                "{}: invalid value {:?}; accepted: {}",
+                self.field, self.value, self.accepted
+            ),
+        }
+    }
+}
+
+/// Something the Service asked for that was skipped or adapted, or a noteworthy decision
+/// (meltdown protection). Emitted as a Warning Event; never blocks the load balancer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Warning {
+    /// Event reason, e.g. `FeatureUnsupported`, `MeltdownProtection`, `ImmutableChange`.
+    pub reason: String,
+    /// Human text naming the setting and what happened instead.
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Warning {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A feature the cloud lacks: skipped, never sent (SPEC §1.2).
+    pub fn unsupported(setting: &str, needs: &str, have: &str) -> Self {
+        Warning::new(
+            "FeatureUnsupported",
+            format!("{setting} is ignored: it needs {needs}, this cloud offers {have}"),
+        )
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}

@@ -1,0 +1,440 @@
+//! Targeted tests of `plan`, `plan_delete` and `apply` beyond the snapshot catalogue: API
+//! economy, the Octavia lock, ownership and the safety of deletion.
+
+mod common;
+
+use common::*;
+use model::annotations as a;
+use model::naming;
+use model::observed::{ObservedFloatingIp, ProvisioningStatus};
+use model::plan::PortRef;
+use model::{apply, desired, plan, plan_delete, CloudFeatures, Gate, Observed, Ref, Step};
+
+fn ops(p: &model::Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .map(|s| {
+            serde_json::to_value(&s.step).expect("json")["op"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn node_churn_is_one_batch_put_per_pool() {
+    let svc = service("metadata: {name: m, namespace: n}\nspec:\n  ports: [{port: 80, nodePort: 30080}, {port: 443, nodePort: 30443}]\n");
+    let spec = desired(&svc, &nodes(3), &config(), &features(), &env()).expect("ok");
+    let observed = created(&spec);
+    let spec5 = desired(&svc, &nodes(5), &config(), &features(), &env()).expect("ok");
+    let p = plan(&spec5, &observed);
+    assert_eq!(
+        ops(&p),
+        vec!["batch_update_members", "batch_update_members"]
+    );
+    assert_eq!(
+        p.steps.iter().map(|s| s.gate).collect::<Vec<_>>(),
+        vec![Gate::Now, Gate::WhenActive]
+    );
+    assert_eq!(p.runnable().len(), 1, "the second PUT waits for the lock");
+    let Step::BatchUpdateMembers { members, .. } = &p.steps[0].step else {
+        panic!("batch")
+    };
+    assert_eq!(members.len(), 5);
+}
+
+#[test]
+fn node_address_change_is_picked_up() {
+    let svc = svc_with(&[]);
+    let spec = want(&svc).expect("ok");
+    let observed = created(&spec);
+    let mut ns = nodes(3);
+    ns[0] = node(&NodeDef {
+        name: "node-1".into(),
+        addresses: vec!["10.0.0.99".into()],
+        ..NodeDef::default()
+    });
+    let p = plan(
+        &desired(&svc, &ns, &config(), &features(), &env()).expect("ok"),
+        &observed,
+    );
+    assert_eq!(ops(&p), vec!["batch_update_members"]);
+}
+
+#[test]
+fn without_batch_update_members_change_one_by_one() {
+    let f = CloudFeatures::neutron_v2(None);
+    let svc = svc_with(&[]);
+    let spec = desired(&svc, &nodes(3), &config(), &f, &env()).expect("ok");
+    let observed = created(&spec);
+    let mut ns = nodes(3);
+    ns.remove(0);
+    ns.push(nodes(4).remove(3));
+    let p = plan(
+        &desired(&svc, &ns, &config(), &f, &env()).expect("ok"),
+        &observed,
+    );
+    assert_eq!(ops(&p), vec!["delete_member", "create_member"]);
+}
+
+#[test]
+fn meltdown_keeps_members_and_a_new_pool_gets_the_fallback() {
+    let svc = svc_with(&[]);
+    let spec = want(&svc).expect("ok");
+    let observed = created(&spec);
+    let mut down = nodes(3);
+    for n in &mut down {
+        n.status
+            .as_mut()
+            .expect("status")
+            .conditions
+            .as_mut()
+            .expect("conds")[0]
+            .status = "False".into();
+    }
+    let melt = desired(&svc, &down, &config(), &features(), &env()).expect("ok");
+    assert!(melt
+        .warnings
+        .iter()
+        .any(|w| w.reason == "MeltdownProtection"));
+    assert!(plan(&melt, &observed).steps.is_empty());
+    // A brand-new LB during a meltdown still gets members (the NotReady nodes).
+    let p = plan(&melt, &Observed::default());
+    let Step::CreateLoadBalancer { listeners, .. } = &p.steps[0].step else {
+        panic!("create")
+    };
+    assert_eq!(listeners[0].pool.members.initial().len(), 3);
+    // Nodes excluded on purpose are not a meltdown: the pool is emptied.
+    let mut excluded = nodes(3);
+    for n in &mut excluded {
+        n.metadata.labels = Some(
+            [(
+                "node.kubernetes.io/exclude-from-external-load-balancers".to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+    }
+    let empty = desired(&svc, &excluded, &config(), &features(), &env()).expect("ok");
+    assert!(matches!(&ops(&plan(&empty, &observed))[..], [op] if op == "batch_update_members"));
+}
+
+#[test]
+fn pending_lb_waits_but_neutron_steps_proceed() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let mut observed = created(&spec);
+    observed
+        .floating_ips
+        .iter_mut()
+        .for_each(|f| f.port_id = None);
+    observed
+        .load_balancer
+        .as_mut()
+        .expect("lb")
+        .provisioning_status = ProvisioningStatus::PendingUpdate;
+    let spec4 = desired(&svc_with(&[]), &nodes(4), &config(), &features(), &env()).expect("ok");
+    let p = plan(&spec4, &observed);
+    assert!(p.wait.is_some());
+    assert_eq!(
+        ops(&p),
+        vec!["associate_floating_ip", "batch_update_members"]
+    );
+    assert_eq!(
+        p.runnable().len(),
+        1,
+        "the FIP needs no Octavia lock; the PUT waits"
+    );
+}
+
+#[test]
+fn occm_fip_without_tag_is_adopted_not_duplicated() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let mut observed = created(&spec);
+    observed
+        .floating_ips
+        .iter_mut()
+        .for_each(|f| f.tags.clear());
+    assert!(plan(&spec, &observed).steps.is_empty());
+    // And when it became detached, it is re-attached rather than replaced.
+    observed
+        .floating_ips
+        .iter_mut()
+        .for_each(|f| f.port_id = None);
+    assert_eq!(ops(&plan(&spec, &observed)), vec!["associate_floating_ip"]);
+}
+
+#[test]
+fn requested_fip_attached_elsewhere_is_invalid() {
+    let mut svc = svc_with(&[]);
+    svc.spec.as_mut().expect("spec").load_balancer_ip = Some("198.51.100.7".into());
+    let spec = want(&svc).expect("ok");
+    let observed = Observed {
+        floating_ips: vec![ObservedFloatingIp {
+            id: "f1".into(),
+            floating_ip_address: "198.51.100.7".into(),
+            port_id: Some("someone-elses-port".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let p = plan(&spec, &observed);
+    assert!(p.steps.is_empty());
+    assert_eq!(p.invalid[0].field, "spec.loadBalancerIP");
+}
+
+#[test]
+fn missing_lb_named_by_load_balancer_id_is_recreated_with_a_warning() {
+    let spec = want(&svc_with(&[(
+        a::LOAD_BALANCER_ID,
+        "6f0c5a8e-3d4b-4b8e-9a55-1b2c3d4e5f60",
+    )]))
+    .expect("ok");
+    let p = plan(&spec, &Observed::default());
+    assert_eq!(ops(&p), vec!["create_load_balancer", "create_floating_ip"]);
+    assert!(p.warnings.iter().any(|w| w.reason == "LoadBalancerMissing"));
+}
+
+#[test]
+fn lb_in_another_project_is_not_adopted() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let mut observed = created(&spec);
+    observed.load_balancer.as_mut().expect("lb").project_id = Some("another".into());
+    let p = plan(&spec, &observed);
+    assert!(p.steps.is_empty() && !p.invalid.is_empty());
+    assert!(plan_delete(&spec.delete_intent(), &observed)
+        .steps
+        .iter()
+        .all(|s| !s.step.takes_lb_lock()));
+}
+
+#[test]
+fn refusal_text_names_the_opt_in() {
+    let before = want(&svc_with(&[(a::AVAILABILITY_ZONE, "az-1")])).expect("ok");
+    let observed = created(&before);
+    let after = want(&svc_with(&[(a::AVAILABILITY_ZONE, "az-2")])).expect("ok");
+    let p = plan(&after, &observed);
+    assert!(p.steps.is_empty());
+    let text = p.refusals[0].to_string();
+    assert!(
+        text.contains("availability zone")
+            && text.contains("az-2")
+            && text.contains("recreate-on-immutable-change"),
+        "{text}"
+    );
+}
+
+#[test]
+fn vip_subnet_change_is_refused_then_recreated_on_opt_in() {
+    let before = want(&svc_with(&[])).expect("ok");
+    let observed = created(&before);
+    let other = "1a1a1a1a-0000-4000-8000-000000001a1a";
+    let p = plan(
+        &want(&svc_with(&[(a::SUBNET_ID, other)])).expect("ok"),
+        &observed,
+    );
+    assert_eq!(p.refusals[0].field, "VIP subnet");
+    let p = plan(
+        &want(&svc_with(&[
+            (a::SUBNET_ID, other),
+            (a::RECREATE_ON_IMMUTABLE_CHANGE, "true"),
+        ]))
+        .expect("ok"),
+        &observed,
+    );
+    assert_eq!(
+        ops(&p),
+        vec![
+            "delete_load_balancer",
+            "create_load_balancer",
+            "associate_floating_ip"
+        ]
+    );
+    assert_eq!(
+        p.steps[1].gate,
+        Gate::WhenActive,
+        "the create waits until the old LB is gone"
+    );
+    assert_eq!(
+        p.steps[2].step,
+        Step::AssociateFloatingIp {
+            fip: observed.floating_ips[0].id.clone(),
+            port: PortRef::VipOf(Ref::Named(before.name.clone())),
+        }
+    );
+}
+
+#[test]
+fn shared_lb_never_gets_our_cluster_tag_or_loses_foreign_ones() {
+    let owner = want(&svc_with(&[])).expect("ok");
+    let mut observed = created(&owner);
+    let lb = observed.load_balancer.as_mut().expect("lb");
+    lb.id = "6f0c5a8e-3d4b-4b8e-9a55-1b2c3d4e5f60".into();
+    lb.name = "users-own-lb".into();
+    lb.tags = vec!["team=web".into()];
+    lb.listeners.clear();
+    let guest = service(
+        "metadata: {name: g, namespace: n, annotations: {loadbalancer.openstack.org/load-balancer-id: 6f0c5a8e-3d4b-4b8e-9a55-1b2c3d4e5f60}}\nspec:\n  ports: [{port: 9100, nodePort: 31100}]\n",
+    );
+    let spec = want(&guest).expect("ok");
+    let p = plan(&spec, &observed);
+    let Step::UpdateLoadBalancer {
+        tags: Some(tags), ..
+    } = &p.steps[0].step
+    else {
+        panic!("tags")
+    };
+    assert_eq!(
+        tags,
+        &vec![
+            "team=web".to_string(),
+            "kube_service_kubernetes_n_g".to_string()
+        ]
+    );
+    assert!(p.steps.iter().all(|s| !s.step.is_fip_write()));
+    // Deleting the guest removes only its listener and tag; the user's LB stays.
+    let after = apply(&p, &observed);
+    let d = plan_delete(&spec.delete_intent(), &after);
+    assert_eq!(
+        ops(&d),
+        vec!["delete_pool", "delete_listener", "update_load_balancer"]
+    );
+    assert!(apply(&d, &after).load_balancer.is_some());
+}
+
+#[test]
+fn deletion_never_blocks_on_gone_or_error() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let intent = spec.delete_intent();
+    let mut observed = created(&spec);
+    observed
+        .load_balancer
+        .as_mut()
+        .expect("lb")
+        .provisioning_status = ProvisioningStatus::Error;
+    let p = plan_delete(&intent, &observed);
+    assert_eq!(ops(&p), vec!["delete_floating_ip", "delete_load_balancer"]);
+    assert!(p.steps.iter().all(|s| s.gate == Gate::Now));
+    observed
+        .load_balancer
+        .as_mut()
+        .expect("lb")
+        .provisioning_status = ProvisioningStatus::PendingDelete;
+    assert_eq!(
+        ops(&plan_delete(&intent, &observed)),
+        vec!["delete_floating_ip"]
+    );
+    observed.load_balancer = None;
+    observed.floating_ips.clear();
+    let p = plan_delete(&intent, &observed);
+    assert!(p.steps.is_empty() && p.status == Some(Default::default()));
+}
+
+#[test]
+fn deletion_keeps_user_and_kept_fips() {
+    let spec = want(&svc_with(&[(a::KEEP_FLOATINGIP, "true")])).expect("ok");
+    let observed = created(&spec);
+    assert_eq!(
+        ops(&plan_delete(&spec.delete_intent(), &observed)),
+        vec!["delete_load_balancer"]
+    );
+    // An unreadable keep-floatingip keeps the address too.
+    let broken = svc_with(&[(a::KEEP_FLOATINGIP, "sure")]);
+    let intent = model::DeleteIntent::for_service(&broken, &config(), &features(), &env());
+    assert!(intent.keep_floating_ip);
+}
+
+#[test]
+fn security_group_follows_members_and_is_removed() {
+    let mut c = config();
+    c.load_balancer.manage_security_groups = true;
+    let svc = svc_with(&[]);
+    let spec = desired(&svc, &nodes(3), &c, &features(), &env()).expect("ok");
+    let observed = created(&spec);
+    let sg = observed.security_group.clone().expect("sg created");
+    assert_eq!(
+        observed
+            .node_ports
+            .iter()
+            .filter(|p| p.security_groups.contains(&sg.id))
+            .count(),
+        3
+    );
+    // node-3 leaves: its port loses the group, guarded by its revision.
+    let spec2 = desired(&svc, &nodes(2), &c, &features(), &env()).expect("ok");
+    let p = plan(&spec2, &observed);
+    assert_eq!(
+        ops(&p),
+        vec!["update_port_security_groups", "batch_update_members"]
+    );
+    let Step::UpdatePortSecurityGroups {
+        port,
+        security_groups,
+        revision_number,
+    } = &p.steps[0].step
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (port.as_str(), security_groups.clone(), *revision_number),
+        ("port-node-3", vec![Ref::Id("default-sg".into())], 4)
+    );
+    // Deletion detaches it everywhere and deletes it.
+    let d = plan_delete(&spec.delete_intent(), &observed);
+    assert_eq!(
+        ops(&d)
+            .iter()
+            .filter(|o| *o == "update_port_security_groups")
+            .count(),
+        3
+    );
+    assert!(ops(&d).contains(&"delete_security_group".to_string()));
+    // A group with our name but no cluster tag is not ours.
+    let mut foreign = observed.clone();
+    foreign.security_group.as_mut().expect("sg").tags.clear();
+    assert!(!ops(&plan_delete(&spec.delete_intent(), &foreign))
+        .contains(&"delete_security_group".to_string()));
+}
+
+#[test]
+fn v1_updates_members_and_method_in_place() {
+    let v1 = CloudFeatures::neutron_v1();
+    let mut c = config();
+    c.load_balancer.placement.subnet_id = Some(NODE_SUBNET.into());
+    let svc = svc_with(&[]);
+    let spec = desired(&svc, &nodes(3), &c, &v1, &env()).expect("ok");
+    let observed = created(&spec);
+    assert!(plan(&spec, &observed).steps.is_empty());
+    let changed = desired(
+        &svc_with(&[(a::LB_METHOD, "SOURCE_IP")]),
+        &nodes(2),
+        &c,
+        &v1,
+        &env(),
+    )
+    .expect("ok");
+    let p = plan(&changed, &observed);
+    assert_eq!(ops(&p), vec!["update_v1_pool", "delete_v1_member"]);
+    assert!(plan(&changed, &apply(&p, &observed)).steps.is_empty());
+}
+
+#[test]
+fn foreign_cluster_lb_is_a_specific_invalid() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let mut observed = created(&spec);
+    observed.load_balancer.as_mut().expect("lb").tags =
+        vec![spec.name.clone(), naming::cluster_tag(OTHER_CLUSTER_UID)];
+    let p = plan(&spec, &observed);
+    assert!(p.steps.is_empty());
+    assert_eq!(p.invalid[0].reason, model::InvalidReason::ForeignCluster);
+    assert!(p.invalid[0].to_string().contains("another cluster"));
+}
+
+#[test]
+fn plans_round_trip_through_json() {
+    let spec = want(&svc_with(&[(a::ENABLE_HEALTH_MONITOR, "true")])).expect("ok");
+    let p = plan(&spec, &Observed::default());
+    let text = serde_json::to_string(&p).expect("serialize");
+    let back: model::Plan = serde_json::from_str(&text).expect("deserialize");
+    assert_eq!(back, p);
+}
