@@ -1,0 +1,174 @@
+//! List filters shared by Neutron and the LBaaS APIs (name, id, tags, tags-any, not-tags,
+//! fields, ...) and pagination over `*_links` "next" links. It must not know any resource type.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+/// Query parameters of a list call. Build with the methods; they mirror the API's names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    params: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Any filter the API knows (`status`, `project_id`, `vip_port_id`, ...).
+    pub fn filter(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.params.push((key.to_string(), value.into()));
+        self
+    }
+    pub fn name(self, v: impl Into<String>) -> Self {
+        self.filter("name", v)
+    }
+    pub fn id(self, v: impl Into<String>) -> Self {
+        self.filter("id", v)
+    }
+    pub fn network_id(self, v: impl Into<String>) -> Self {
+        self.filter("network_id", v)
+    }
+    pub fn subnet_id(self, v: impl Into<String>) -> Self {
+        self.filter("subnet_id", v)
+    }
+    pub fn port_id(self, v: impl Into<String>) -> Self {
+        self.filter("port_id", v)
+    }
+    pub fn device_id(self, v: impl Into<String>) -> Self {
+        self.filter("device_id", v)
+    }
+    pub fn description(self, v: impl Into<String>) -> Self {
+        self.filter("description", v)
+    }
+    pub fn project_id(self, v: impl Into<String>) -> Self {
+        self.filter("project_id", v)
+    }
+    /// Objects carrying all of `tags`.
+    pub fn tags<S: AsRef<str>>(self, tags: &[S]) -> Self {
+        self.tag_list("tags", tags)
+    }
+    /// Objects carrying at least one of `tags`.
+    pub fn tags_any<S: AsRef<str>>(self, tags: &[S]) -> Self {
+        self.tag_list("tags-any", tags)
+    }
+    /// Objects not carrying all of `tags`.
+    pub fn not_tags<S: AsRef<str>>(self, tags: &[S]) -> Self {
+        self.tag_list("not-tags", tags)
+    }
+    pub fn not_tags_any<S: AsRef<str>>(self, tags: &[S]) -> Self {
+        self.tag_list("not-tags-any", tags)
+    }
+    fn tag_list<S: AsRef<str>>(self, key: &str, tags: &[S]) -> Self {
+        let joined = tags
+            .iter()
+            .map(|t| t.as_ref())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.filter(key, joined)
+    }
+    /// Only these fields in the answer (repeated `fields=` parameters).
+    pub fn fields<S: AsRef<str>>(mut self, fields: &[S]) -> Self {
+        for f in fields {
+            self.params.push(("fields".into(), f.as_ref().to_string()));
+        }
+        self
+    }
+    /// `router:external=true|false` (networks).
+    pub fn router_external(self, external: bool) -> Self {
+        self.filter("router:external", external.to_string())
+    }
+    /// Page size; pages are followed automatically.
+    pub fn limit(self, n: u32) -> Self {
+        self.filter("limit", n.to_string())
+    }
+    pub fn marker(self, id: impl Into<String>) -> Self {
+        self.filter("marker", id)
+    }
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+    pub fn into_params(self) -> Vec<(String, String)> {
+        self.params
+    }
+}
+
+/// Upper bound on followed pages: a cloud that always answers "next" must not keep us forever.
+const MAX_PAGES: usize = 1000;
+
+/// Lists `collection` (e.g. `loadbalancers`) at `base` + `path`, following `<collection>_links`
+/// "next" links. Only the link's query is used, with our own base URL: behind proxies the href
+/// often names an internal host.
+pub async fn list_all<T: DeserializeOwned>(
+    session: &Session,
+    service: &str,
+    base: &str,
+    path: &str,
+    collection: &str,
+    query: &ListQuery,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut params = query.params().to_vec();
+    let mut seen_markers = std::collections::HashSet::new();
+    for _ in 0..MAX_PAGES {
+        let v: Value = session
+            .get_json(service, base, path, params.clone())
+            .await?;
+        let items = v
+            .get(collection)
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        let page: Vec<T> = serde_json::from_value(items).map_err(|e| Error::Decode {
+            op: crate::error::Op {
+                method: "GET".into(),
+                service: service.into(),
+                path: path.into(),
+            },
+            message: format!("{collection}: {e}"),
+        })?;
+        let empty = page.is_empty();
+        out.extend(page);
+        let next = v
+            .get(format!("{collection}_links"))
+            .and_then(Value::as_array)
+            .and_then(|links| {
+                links
+                    .iter()
+                    .find(|l| l.get("rel").and_then(Value::as_str) == Some("next"))
+            })
+            .and_then(|l| l.get("href").and_then(Value::as_str));
+        let Some(href) = next else { break };
+        if empty {
+            break;
+        }
+        let Ok(url) = reqwest::Url::parse(href) else {
+            break;
+        };
+        let next_params: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let marker = next_params
+            .iter()
+            .find(|(k, _)| k == "marker")
+            .map(|(_, v)| v.clone());
+        match marker {
+            Some(m) if seen_markers.insert(m.clone()) => params = next_params,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Percent-encodes one path segment (ids are safe already; tags and names may not be).
+pub fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');

@@ -1,0 +1,736 @@
+//! The authenticated HTTP session every client shares: one reqwest client (TLS from `[Global]`,
+//! timeout from `[Metadata]`), one Keystone token cache (re-auth shortly before expiry and once
+//! on a 401), endpoint selection, the shared rate limiter, retries with jittered backoff where
+//! they are safe, request metrics and secret redaction. It knows nothing about Neutron or
+//! Octavia resources: clients hand it a method, a base URL and a path.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use model::config::{EndpointInterface, GlobalConfig, MetadataConfig, Secret};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::error::{classify, Error, Op, Result};
+use crate::keystone::{interface_name, tokens_url, AuthMethod, Catalog, NamedRef, TokenBody};
+use crate::metrics::Metrics;
+use crate::ratelimit::{RateLimit, RateLimiter};
+
+/// Bounded retries with jittered exponential backoff.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Repetitions after the first attempt.
+    pub max_retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A Retry-After longer than this is not waited for: the error goes to the caller, whose
+    /// requeue is cheaper than a blocked worker.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// "Equal jitter": half the exponential step, plus a random part of the other half, so
+    /// retries of many callers spread out but never fire immediately.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
+        let step = exp.min(self.max_delay);
+        let half = step / 2;
+        let jitter =
+            rand::thread_rng().gen_range(0..=half.as_millis().min(u128::from(u64::MAX)) as u64);
+        half + Duration::from_millis(jitter)
+    }
+}
+
+/// Knobs of a [`Session`] that do not come from cloud.conf.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Service type (`network`, `load-balancer`, `identity`) → URL used instead of the catalog.
+    pub endpoint_overrides: BTreeMap<String, String>,
+    /// `None`: no client-side limit.
+    pub rate_limit: Option<RateLimit>,
+    pub retry: RetryPolicy,
+    pub metrics: Metrics,
+    /// Re-authenticate this long before `expires_at` (capped at half the token's lifetime).
+    pub reauth_margin: Duration,
+    pub user_agent: String,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            endpoint_overrides: BTreeMap::new(),
+            rate_limit: Some(RateLimit::default()),
+            retry: RetryPolicy::default(),
+            metrics: Metrics::new(),
+            reauth_margin: Duration::from_secs(120),
+            user_agent: concat!("openstack-lb-controller/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Who the token belongs to and what it can reach; never the token itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenInfo {
+    pub user: Option<NamedRef>,
+    pub project: Option<NamedRef>,
+    pub domain: Option<NamedRef>,
+    pub roles: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub catalog: Catalog,
+    /// Counts authentications of this session (1 = the first token).
+    pub generation: u64,
+}
+
+struct TokenState {
+    value: Secret,
+    info: Arc<TokenInfo>,
+    refresh_at: DateTime<Utc>,
+    /// Set when the cloud answered 401 with this token.
+    rejected: AtomicBool,
+}
+
+impl TokenState {
+    fn usable(&self) -> bool {
+        !self.rejected.load(Ordering::Acquire) && Utc::now() < self.refresh_at
+    }
+}
+
+/// When a failed request may be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryMode {
+    /// GET, HEAD and DELETE are retried; other methods are not.
+    Safe,
+    /// The caller guarantees repeating is harmless (e.g. a Neutron tag PUT).
+    Idempotent,
+    Never,
+}
+
+/// One API call, relative to a service's base URL.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Metrics label and error context: the catalog service type.
+    pub service: String,
+    pub method: Method,
+    /// The endpoint base, without trailing slash.
+    pub base: String,
+    /// Starts with `/`; already percent-encoded.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub retry: RetryMode,
+    pub authenticated: bool,
+}
+
+impl Request {
+    pub fn new(service: &str, method: Method, base: &str, path: impl Into<String>) -> Self {
+        Request {
+            service: service.to_string(),
+            method,
+            base: base.trim_end_matches('/').to_string(),
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            headers: Vec::new(),
+            retry: RetryMode::Safe,
+            authenticated: true,
+        }
+    }
+    pub fn query(mut self, q: Vec<(String, String)>) -> Self {
+        self.query.extend(q);
+        self
+    }
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+    pub fn retry(mut self, mode: RetryMode) -> Self {
+        self.retry = mode;
+        self
+    }
+    fn op(&self) -> Op {
+        Op {
+            method: self.method.to_string(),
+            service: self.service.clone(),
+            path: self.path.clone(),
+        }
+    }
+    fn may_retry(&self) -> bool {
+        match self.retry {
+            RetryMode::Never => false,
+            RetryMode::Idempotent => true,
+            RetryMode::Safe => matches!(self.method, Method::GET | Method::HEAD | Method::DELETE),
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    op: Op,
+}
+
+impl Response {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
+            op: self.op.clone(),
+            message: e.to_string(),
+        })
+    }
+    pub fn op(&self) -> &Op {
+        &self.op
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    auth: AuthMethod,
+    tokens_url: String,
+    interface: EndpointInterface,
+    region: Option<String>,
+    overrides: BTreeMap<String, String>,
+    limiter: Option<RateLimiter>,
+    retry: RetryPolicy,
+    metrics: Metrics,
+    reauth_margin: Duration,
+    request_timeout: Duration,
+    token: RwLock<Option<Arc<TokenState>>>,
+    auth_lock: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+}
+
+/// Cheap to clone; all clones share one token, one rate limiter and one connection pool.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("tokens_url", &self.inner.tokens_url)
+            .field("interface", &self.inner.interface)
+            .field("region", &self.inner.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Builds the HTTP client and authenticates once, so a bad configuration or a wrong password
+    /// is reported at start-up.
+    pub async fn new(
+        global: &GlobalConfig,
+        metadata: &MetadataConfig,
+        options: SessionOptions,
+    ) -> Result<Session> {
+        let session = Self::unauthenticated(global, metadata, options).await?;
+        session.current_token().await?;
+        Ok(session)
+    }
+
+    /// Like [`Session::new`] without the first authentication (it happens on the first call).
+    pub async fn unauthenticated(
+        global: &GlobalConfig,
+        metadata: &MetadataConfig,
+        options: SessionOptions,
+    ) -> Result<Session> {
+        let auth_url = global
+            .auth_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| Error::Config("[Global] auth-url is required".into()))?;
+        let tokens_url = match options.endpoint_overrides.get("identity") {
+            Some(o) => tokens_url(o)?,
+            None => tokens_url(auth_url)?,
+        };
+        let auth = AuthMethod::from_config(global)?;
+        let http =
+            crate::tls::build_client(global, metadata.request_timeout, &options.user_agent).await?;
+        let overrides = options
+            .endpoint_overrides
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim_end_matches('/').to_string()))
+            .collect();
+        Ok(Session {
+            inner: Arc::new(Inner {
+                http,
+                auth,
+                tokens_url,
+                interface: global.endpoint_interface,
+                region: global.region.clone().filter(|r| !r.trim().is_empty()),
+                overrides,
+                limiter: options.rate_limit.map(RateLimiter::new),
+                retry: options.retry,
+                metrics: options.metrics,
+                reauth_margin: options.reauth_margin,
+                request_timeout: metadata.request_timeout,
+                token: RwLock::new(None),
+                auth_lock: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    pub fn interface(&self) -> EndpointInterface {
+        self.inner.interface
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        self.inner.region.as_deref()
+    }
+
+    fn cached(&self) -> Option<Arc<TokenState>> {
+        match self.inner.token.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store(&self, t: Arc<TokenState>) {
+        match self.inner.token.write() {
+            Ok(mut g) => *g = Some(t),
+            Err(poisoned) => *poisoned.into_inner() = Some(t),
+        }
+    }
+
+    /// The identity and catalog of the current token, authenticating if needed.
+    pub async fn token_info(&self) -> Result<Arc<TokenInfo>> {
+        Ok(self.current_token().await?.info.clone())
+    }
+
+    /// The current token (for callers that must hand it to another tool).
+    pub async fn token(&self) -> Result<Secret> {
+        Ok(self.current_token().await?.value.clone())
+    }
+
+    pub async fn catalog(&self) -> Result<Catalog> {
+        Ok(self.token_info().await?.catalog.clone())
+    }
+
+    /// Whether a service type is reachable: overridden, or in the catalog.
+    pub async fn has_service(&self, service_type: &str) -> Result<bool> {
+        if self.inner.overrides.contains_key(service_type) {
+            return Ok(true);
+        }
+        Ok(self.token_info().await?.catalog.has_service(service_type))
+    }
+
+    /// The base URL of a service: the override, else the catalog entry for the configured
+    /// interface and region.
+    pub async fn endpoint(&self, service_type: &str) -> Result<String> {
+        if let Some(o) = self.inner.overrides.get(service_type) {
+            return Ok(o.clone());
+        }
+        self.token_info().await?.catalog.endpoint(
+            service_type,
+            self.inner.interface,
+            self.inner.region.as_deref(),
+        )
+    }
+
+    /// Forces the next call to authenticate again (e.g. after credentials were rotated).
+    pub fn invalidate_token(&self) {
+        if let Some(t) = self.cached() {
+            t.rejected.store(true, Ordering::Release);
+        }
+    }
+
+    async fn current_token(&self) -> Result<Arc<TokenState>> {
+        if let Some(t) = self.cached().filter(|t| t.usable()) {
+            return Ok(t);
+        }
+        // One re-authentication for all waiting callers: the others find the fresh token.
+        let _guard = self.inner.auth_lock.lock().await;
+        if let Some(t) = self.cached().filter(|t| t.usable()) {
+            return Ok(t);
+        }
+        let t = Arc::new(self.authenticate().await?);
+        self.store(t.clone());
+        Ok(t)
+    }
+
+    async fn authenticate(&self) -> Result<TokenState> {
+        let base = self
+            .inner
+            .tokens_url
+            .strip_suffix(crate::keystone::TOKENS_PATH)
+            .unwrap_or(&self.inner.tokens_url);
+        let path = if base.len() < self.inner.tokens_url.len() {
+            crate::keystone::TOKENS_PATH
+        } else {
+            ""
+        };
+        let mut req = Request::new("identity", Method::POST, base, path)
+            .json(self.inner.auth.request_body())
+            .retry(RetryMode::Idempotent);
+        req.authenticated = false;
+        let resp = Box::pin(self.send(req)).await?;
+        let op = resp.op().clone();
+        let value = resp
+            .headers
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(Secret::new)
+            .ok_or_else(|| Error::Decode {
+                op: op.clone(),
+                message: "no X-Subject-Token header in the answer".into(),
+            })?;
+        let body: TokenBody = resp.json()?;
+        let t = body.token;
+        let lifetime = t
+            .issued_at
+            .map(|i| t.expires_at - i)
+            .unwrap_or_else(|| t.expires_at - Utc::now());
+        let margin = chrono::Duration::from_std(self.inner.reauth_margin)
+            .unwrap_or_else(|_| chrono::Duration::seconds(120));
+        let refresh_at = t.expires_at - margin.min(lifetime / 2);
+        let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(
+            user = t.user.as_ref().map(|u| u.name.as_str()).unwrap_or_default(),
+            project = t.project.as_ref().map(|p| p.name.as_str()).unwrap_or_default(),
+            expires_at = %t.expires_at,
+            generation,
+            "keystone: authenticated"
+        );
+        Ok(TokenState {
+            value,
+            info: Arc::new(TokenInfo {
+                user: t.user,
+                project: t.project,
+                domain: t.domain,
+                roles: t.roles.into_iter().map(|r| r.name).collect(),
+                expires_at: t.expires_at,
+                catalog: Catalog {
+                    services: t.catalog,
+                },
+                generation,
+            }),
+            refresh_at,
+            rejected: AtomicBool::new(false),
+        })
+    }
+
+    /// Replaces every known secret in `text` by `***`: clouds and proxies sometimes echo parts
+    /// of a request, and no secret may leave through an error.
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut secrets = self.inner.auth.secrets();
+        if let Some(t) = self.cached() {
+            secrets.push(t.value.clone());
+        }
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            if out.contains(s.expose()) {
+                out = out.replace(s.expose(), "***");
+            }
+        }
+        out
+    }
+
+    /// Sends one API call: rate limit, token, timeout, metrics, re-auth once on 401, and
+    /// bounded retries of safe requests on transport errors, 429, 500, 502, 503 and 504.
+    pub async fn send(&self, req: Request) -> Result<Response> {
+        let op = req.op();
+        let method = req.method.to_string();
+        let mut url = reqwest::Url::parse(&format!("{}{}", req.base, req.path))
+            .map_err(|e| Error::Config(format!("{op}: bad URL: {e}")))?;
+        if !req.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(req.query.iter());
+        }
+        let mut attempt: u32 = 0;
+        let mut reauthed = false;
+        loop {
+            if let Some(l) = &self.inner.limiter {
+                let waited = l.acquire().await;
+                if !waited.is_zero() {
+                    self.inner.metrics.throttled(&req.service, waited);
+                }
+            }
+            let token = if req.authenticated {
+                Some(self.current_token().await?)
+            } else {
+                None
+            };
+            let mut rb = self
+                .inner
+                .http
+                .request(req.method.clone(), url.clone())
+                .header("Accept", "application/json");
+            if let Some(t) = &token {
+                let mut v = HeaderValue::from_str(t.value.expose()).map_err(|_| Error::Decode {
+                    op: op.clone(),
+                    message: "token is not a valid header value".into(),
+                })?;
+                v.set_sensitive(true);
+                rb = rb.header("X-Auth-Token", v);
+            }
+            for (k, v) in &req.headers {
+                rb = rb.header(k.clone(), v.clone());
+            }
+            if let Some(b) = &req.body {
+                rb = rb.json(b);
+            }
+            let started = Instant::now();
+            let outcome = match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    resp.bytes().await.map(|b| (status, headers, b.to_vec()))
+                }
+                Err(e) => Err(e),
+            };
+            let took = started.elapsed();
+            let (status, headers, body) = match outcome {
+                Ok(x) => x,
+                Err(e) => {
+                    let (label, err) = if e.is_timeout() {
+                        (
+                            "timeout",
+                            Error::Timeout {
+                                op: op.clone(),
+                                after: self.inner.request_timeout,
+                            },
+                        )
+                    } else {
+                        (
+                            "transport",
+                            Error::Transport {
+                                op: op.clone(),
+                                message: self.redact(&error_chain(&e)),
+                            },
+                        )
+                    };
+                    self.inner
+                        .metrics
+                        .observe(&req.service, &method, label, took);
+                    tracing::debug!(service = %req.service, method = %method, path = %req.path, error = %err, "openstack request failed");
+                    if req.may_retry() && attempt < self.inner.retry.max_retries {
+                        self.inner.metrics.retried(&req.service, &method, label);
+                        tokio::time::sleep(self.inner.retry.backoff(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            self.inner
+                .metrics
+                .observe(&req.service, &method, &status.to_string(), took);
+            tracing::debug!(service = %req.service, method = %method, path = %req.path, status, took_ms = took.as_millis() as u64, "openstack request");
+            if (200..300).contains(&status) {
+                return Ok(Response {
+                    status,
+                    headers,
+                    body,
+                    op,
+                });
+            }
+            if status == 401 {
+                if let Some(t) = &token {
+                    if !reauthed {
+                        // The token was revoked or expired early: authenticate once more.
+                        t.rejected.store(true, Ordering::Release);
+                        reauthed = true;
+                        self.inner.metrics.retried(&req.service, &method, "reauth");
+                        continue;
+                    }
+                }
+            }
+            if status == 404 && req.method == Method::DELETE && attempt > 0 {
+                // An earlier attempt may have deleted it before its answer was lost.
+                return Ok(Response {
+                    status: 204,
+                    headers,
+                    body: Vec::new(),
+                    op,
+                });
+            }
+            let retry_after = parse_retry_after(&headers);
+            let redacted = self.redact(&String::from_utf8_lossy(&body));
+            let err = classify(op.clone(), status, redacted.as_bytes(), retry_after);
+            let transient = matches!(status, 429 | 500 | 502 | 503 | 504);
+            if transient && req.may_retry() && attempt < self.inner.retry.max_retries {
+                let wait = match retry_after {
+                    Some(d) if d <= self.inner.retry.max_retry_after => d,
+                    Some(_) => return Err(err),
+                    None => self.inner.retry.backoff(attempt),
+                };
+                self.inner
+                    .metrics
+                    .retried(&req.service, &method, &status.to_string());
+                tracing::debug!(service = %req.service, method = %method, path = %req.path, status, wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    /// GET + JSON decode.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        service: &str,
+        base: &str,
+        path: &str,
+        query: Vec<(String, String)>,
+    ) -> Result<T> {
+        self.send(Request::new(service, Method::GET, base, path).query(query))
+            .await?
+            .json()
+    }
+
+    /// A create made safe to repeat by a lookup: `lookup` is asked first (and again before every
+    /// repetition), so a POST whose answer was lost is found instead of duplicated. `create` is
+    /// repeated only on transient errors, at most `max_retries` times.
+    pub async fn create_idempotent<T, L, LF, C, CF>(
+        &self,
+        service: &str,
+        mut lookup: L,
+        mut create: C,
+    ) -> Result<T>
+    where
+        L: FnMut() -> LF,
+        LF: Future<Output = Result<Option<T>>>,
+        C: FnMut() -> CF,
+        CF: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            if let Some(found) = lookup().await? {
+                return Ok(found);
+            }
+            match create().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() && attempt < self.inner.retry.max_retries => {
+                    let wait = match &e {
+                        Error::RateLimited {
+                            retry_after: Some(d),
+                            ..
+                        } if *d <= self.inner.retry.max_retry_after => *d,
+                        Error::RateLimited {
+                            retry_after: Some(_),
+                            ..
+                        } => return Err(e),
+                        _ => self.inner.retry.backoff(attempt),
+                    };
+                    self.inner.metrics.retried(service, "POST", e.reason());
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain says what happened
+/// (connection refused, certificate unknown, ...).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    let mut depth = 0;
+    while let Some(c) = cur {
+        if depth >= 8 {
+            break;
+        }
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+        depth += 1;
+    }
+    s
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let when = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((when - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The interface name as used in the catalog (for reports).
+pub fn interface_label(i: EndpointInterface) -> &'static str {
+    interface_name(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(5),
+        };
+        for a in 0..40 {
+            let d = p.backoff(a);
+            assert!(d <= Duration::from_secs(1), "{a}: {d:?}");
+        }
+        assert!(p.backoff(0) >= Duration::from_millis(50));
+        assert!(p.backoff(10) >= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&h), None);
+    }
+}
