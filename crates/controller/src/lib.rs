@@ -1,0 +1,24 @@
+//! The Kubernetes side of openstack-lb-controller: watches Services and Nodes and keeps one
+//! OpenStack load balancer per LoadBalancer Service, through the pure decisions of `model` and
+//! the clients of `openstack`. The engine ([`engine`]) only talks to a [`backend::LoadBalancers`]
+//! implementation, so it can be exercised against a fake cloud.
+
+pub mod backend;
+pub mod engine;
+pub mod leader;
+pub mod metrics;
+pub mod openstack_cloud;
+pub mod planner;
+pub mod runner;
+pub mod server;
+pub mod status;
+
+pub use backend::{
+    Deleted, Disabled, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Published,
+    Stages,
+};
+pub use engine::{Health, Settings};
+pub use metrics::Metrics;
+
+/// Re-exported so the CLI can build clients without its own kube dependency.
+pub use kube;

@@ -1,0 +1,829 @@
+//! The production [`LoadBalancers`]: observe the cloud → `model::desired` → `model::plan` →
+//! execute the steps that may run now, one round per pass (DESIGN.md "The reconcile loop").
+//! The cloud is reached only through the small [`Cloud`] trait (observe / execute), so this
+//! logic is tested against a simulated cloud; [`crate::openstack_cloud`] implements it over the
+//! openstack crate. Must not know about HTTP or Kubernetes writes.
+
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use model::config::CloudConfig;
+use model::observed::ProvisioningStatus;
+use model::plan::Wait;
+use model::spec::{FipIntent, IpMode};
+use model::{CloudFeatures, DeleteIntent, Environment, Observed, Plan, Step};
+
+use crate::backend::{
+    Deleted, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Owned, OwnedKind,
+    Published, Stages,
+};
+use crate::status::ANN_LB_ID;
+
+/// What to look up for one Service: enough to find its LB, its FIPs and its security group
+/// in one to three GETs.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Lookup {
+    /// `kube_service_<cluster>_<ns>_<name>`.
+    pub lb_name: String,
+    /// `load-balancer-id` (ours written back, or the user's pointer to a shared LB).
+    pub lb_id: Option<String>,
+    /// Description our floating IPs carry.
+    pub fip_description: String,
+    /// A floating IP the Service asks for by address.
+    pub fip_address: Option<String>,
+    /// The per-Service security group's name, when security groups are managed.
+    pub security_group: Option<String>,
+}
+
+/// Why a cloud call failed, as far as the planner cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudErrorKind {
+    /// 409: the load balancer is locked (PENDING_*) or changed under us; try again later.
+    Conflict,
+    Quota,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CloudError {
+    pub kind: CloudErrorKind,
+    pub message: String,
+}
+
+/// The cloud as the planner needs it.
+pub trait Cloud: Send + Sync + 'static {
+    /// What exists for this Service.
+    fn observe(&self, lookup: &Lookup)
+        -> impl Future<Output = Result<Observed, CloudError>> + Send;
+
+    /// Like `observe`, but may stop after the LB when it is locked (PENDING_*): a caller that
+    /// will only wait needs neither the tree nor the floating IPs. Never used when deleting,
+    /// which must see our floating IPs even while the LB goes.
+    fn observe_unless_locked(
+        &self,
+        lookup: &Lookup,
+    ) -> impl Future<Output = Result<Observed, CloudError>> + Send {
+        self.observe(lookup)
+    }
+    /// Run `steps` in order; each may refer by name to objects created by an earlier one.
+    fn execute(&self, steps: &[Step]) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Load balancers and floating IPs tagged `cluster_tag` (one list call each).
+    fn list_tagged(
+        &self,
+        cluster_tag: &str,
+    ) -> impl Future<Output = Result<Vec<Tagged>, CloudError>> + Send {
+        let _ = cluster_tag;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Delete a load balancer (cascade) or a floating IP; gone counts as done.
+    fn delete_tagged(
+        &self,
+        kind: OwnedKind,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = (kind, id);
+        async { Ok(()) }
+    }
+}
+
+/// A cloud object carrying a cluster-identity tag: its kind, id, and the name (LB) or
+/// description (FIP) that says which Service it was made for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tagged {
+    pub kind: OwnedKind,
+    pub id: String,
+    pub name_or_description: String,
+    pub label: String,
+}
+
+/// `namespace/name` from an LB name `kube_service_<cluster>_<ns>_<name>` (namespaces and
+/// Service names are DNS labels: they hold no `_`).
+pub fn service_of_lb_name(cluster: &str, name: &str) -> Option<String> {
+    let rest = name.strip_prefix(&format!("kube_service_{cluster}_"))?;
+    let (ns, svc) = rest.split_once('_')?;
+    (!ns.is_empty() && !svc.is_empty() && !svc.contains('_')).then(|| format!("{ns}/{svc}"))
+}
+
+/// `namespace/name` from our FIP description.
+pub fn service_of_fip_description(cluster: &str, description: &str) -> Option<String> {
+    let rest = description.strip_prefix("Floating IP for Kubernetes external service ")?;
+    let key = rest.strip_suffix(&format!(" from cluster {cluster}"))?;
+    key.contains('/').then(|| key.to_string())
+}
+
+/// Shared, read-mostly context of every plan.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub config: CloudConfig,
+    pub features: CloudFeatures,
+    pub env: Environment,
+}
+
+pub struct Planner<C: Cloud> {
+    cloud: Arc<C>,
+    ctx: RwLock<Arc<Context>>,
+}
+
+fn failure(e: CloudError) -> Failure {
+    Failure {
+        kind: if e.kind == CloudErrorKind::Quota {
+            FailureKind::Quota
+        } else {
+            FailureKind::Cloud
+        },
+        message: e.message,
+    }
+}
+
+pub(crate) fn describe(step: &Step) -> String {
+    // The serde tag is the operation name; ids follow it for the log line.
+    let value = serde_json::to_value(step).unwrap_or_default();
+    let op = value
+        .get("op")
+        .and_then(|v| v.as_str())
+        .unwrap_or("step")
+        .to_string();
+    let target = [
+        "lb", "listener", "pool", "monitor", "fip", "name", "group", "port", "member",
+    ]
+    .iter()
+    .find_map(|k| {
+        value
+            .get(*k)
+            .filter(|v| !v.is_object())
+            .map(|v| v.to_string().trim_matches('"').to_string())
+    });
+    match target {
+        Some(t) => format!("{op} {t}"),
+        None => op,
+    }
+}
+
+fn stages(observed: &Observed) -> Stages {
+    let Some(lb) = observed.load_balancer.as_ref() else {
+        return Stages::default();
+    };
+    let fip_attached = lb.vip_port_id.as_ref().is_some_and(|vip| {
+        observed
+            .floating_ips
+            .iter()
+            .any(|f| f.port_id.as_ref() == Some(vip))
+    });
+    Stages {
+        lb_active: lb.provisioning_status == ProvisioningStatus::Active,
+        fip_attached,
+    }
+}
+
+fn notices(spec_warnings: &[model::Warning], plan: &Plan) -> Vec<Notice> {
+    let mut out: Vec<Notice> = spec_warnings
+        .iter()
+        .chain(plan.warnings.iter())
+        .map(|w| Notice {
+            reason: w.reason.clone(),
+            message: w.message.clone(),
+        })
+        .collect();
+    out.extend(plan.refusals.iter().map(|r| Notice {
+        reason: "ImmutableChange".into(),
+        message: r.to_string(),
+    }));
+    out.sort_by(|a, b| (&a.reason, &a.message).cmp(&(&b.reason, &b.message)));
+    out.dedup();
+    out
+}
+
+fn published(plan: &Plan) -> Published {
+    let ingress: Vec<Ingress> = plan
+        .status
+        .as_ref()
+        .map(|s| {
+            s.ingress
+                .iter()
+                .map(|i| Ingress {
+                    ip: i.ip.clone(),
+                    hostname: i.hostname.clone(),
+                    ip_mode: i.ip_mode.as_ref().map(|m| match m {
+                        IpMode::Vip => "VIP".to_string(),
+                        IpMode::Proxy => "Proxy".to_string(),
+                    }),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let address = ingress.iter().find_map(|i| i.ip.clone());
+    Published {
+        ingress,
+        load_balancer_id: plan.load_balancer_id.clone(),
+        load_balancer_address: address,
+    }
+}
+
+fn lb_id_annotation(service: &Service) -> Option<String> {
+    service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANN_LB_ID))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl<C: Cloud> Planner<C> {
+    pub fn new(cloud: Arc<C>, ctx: Context) -> Self {
+        Planner {
+            cloud,
+            ctx: RwLock::new(Arc::new(ctx)),
+        }
+    }
+
+    pub fn context(&self) -> Arc<Context> {
+        self.ctx.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replace the context (e.g. after rediscovering the node subnet).
+    pub fn set_context(&self, ctx: Context) {
+        *self.ctx.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ctx);
+    }
+
+    fn desired(
+        &self,
+        service: &Service,
+        nodes: &[Arc<Node>],
+    ) -> Result<model::LoadBalancerSpec, Vec<model::Invalid>> {
+        let ctx = self.context();
+        let nodes: Vec<Node> = nodes.iter().map(|n| n.as_ref().clone()).collect();
+        model::desired(service, &nodes, &ctx.config, &ctx.features, &ctx.env)
+    }
+
+    /// Execute the runnable head of `plan`; a 409 means the LB got locked in between.
+    async fn run_steps(&self, plan: &Plan) -> Result<Option<Vec<String>>, Failure> {
+        let steps: Vec<Step> = plan.runnable().iter().map(|s| s.step.clone()).collect();
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = steps.iter().map(describe).collect();
+        match self.cloud.execute(&steps).await {
+            Ok(()) => Ok(Some(names)),
+            Err(e) if e.kind == CloudErrorKind::Conflict => Ok(None),
+            Err(e) => Err(failure(e)),
+        }
+    }
+}
+
+fn busy_status(plan: &Plan, observed: &Observed) -> String {
+    match &plan.wait {
+        Some(Wait::LoadBalancerBusy { status }) => status.clone(),
+        None => observed
+            .load_balancer
+            .as_ref()
+            .map(|lb| format!("{:?}", lb.provisioning_status))
+            .unwrap_or_else(|| "busy".to_string()),
+    }
+}
+
+impl<C: Cloud> LoadBalancers for Planner<C> {
+    fn member_fingerprint(&self, service: &Service, nodes: &[Arc<Node>]) -> u64 {
+        let mut h = DefaultHasher::new();
+        match self.desired(service, nodes) {
+            Ok(spec) => serde_json::to_string(&spec.listeners)
+                .unwrap_or_default()
+                .hash(&mut h),
+            Err(invalid) => invalid
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .hash(&mut h),
+        }
+        h.finish()
+    }
+
+    async fn ensure(&self, service: &Service, nodes: &[Arc<Node>]) -> Result<Ensured, Failure> {
+        let spec = match self.desired(service, nodes) {
+            Ok(spec) => spec,
+            Err(invalid) => {
+                return Ok(Ensured::Invalid {
+                    problems: invalid.iter().map(|i| i.to_string()).collect(),
+                });
+            }
+        };
+        let lookup = Lookup {
+            lb_name: spec.name.clone(),
+            lb_id: spec
+                .existing_lb_id
+                .clone()
+                .or_else(|| lb_id_annotation(service)),
+            fip_description: spec.fip_description.clone(),
+            fip_address: match &spec.floating_ip {
+                FipIntent::ByAddress { address, .. } => Some(address.to_string()),
+                _ => None,
+            },
+            security_group: spec.security_group.as_ref().map(|g| g.name.clone()),
+        };
+        let observed = self
+            .cloud
+            .observe_unless_locked(&lookup)
+            .await
+            .map_err(failure)?;
+        if let Some(lb) = observed
+            .load_balancer
+            .as_ref()
+            .filter(|lb| lb.provisioning_status.is_pending())
+        {
+            // Possibly observed in part (see `Cloud::observe_unless_locked`): planning on it
+            // could mistake unread floating IPs for missing ones. Just come back later.
+            return Ok(Ensured::Busy {
+                status: lb.provisioning_status.as_api().to_string(),
+                stages: stages(&observed),
+            });
+        }
+        let plan = model::plan(&spec, &observed);
+        if !plan.invalid.is_empty() {
+            return Ok(Ensured::Invalid {
+                problems: plan.invalid.iter().map(|i| i.to_string()).collect(),
+            });
+        }
+        let notices = notices(&spec.warnings, &plan);
+        let stages = stages(&observed);
+        if plan.is_empty() {
+            if plan.wait.is_some() {
+                return Ok(Ensured::Busy {
+                    status: busy_status(&plan, &observed),
+                    stages,
+                });
+            }
+            return Ok(Ensured::Ready {
+                published: published(&plan),
+                notices,
+                stages,
+            });
+        }
+        let created = plan
+            .runnable()
+            .iter()
+            .any(|s| matches!(s.step, Step::CreateLoadBalancer { .. }));
+        match self.run_steps(&plan).await? {
+            Some(steps) => Ok(Ensured::Progressed {
+                steps,
+                created,
+                notices,
+                stages,
+            }),
+            None => Ok(Ensured::Busy {
+                status: busy_status(&plan, &observed),
+                stages,
+            }),
+        }
+    }
+
+    async fn owned(&self) -> Result<Vec<Owned>, Failure> {
+        let ctx = self.context();
+        let tag = model::naming::cluster_tag(&ctx.env.cluster_uid);
+        let tagged = self.cloud.list_tagged(&tag).await.map_err(failure)?;
+        Ok(tagged
+            .into_iter()
+            .map(|t| Owned {
+                service: match t.kind {
+                    OwnedKind::LoadBalancer => {
+                        service_of_lb_name(&ctx.env.cluster_name, &t.name_or_description)
+                    }
+                    OwnedKind::FloatingIp => {
+                        service_of_fip_description(&ctx.env.cluster_name, &t.name_or_description)
+                    }
+                },
+                kind: t.kind,
+                id: t.id,
+                label: t.label,
+            })
+            .collect())
+    }
+
+    async fn delete_owned(&self, owned: &Owned) -> Result<(), Failure> {
+        self.cloud
+            .delete_tagged(owned.kind, &owned.id)
+            .await
+            .map_err(failure)
+    }
+
+    async fn delete(&self, service: &Service) -> Result<Deleted, Failure> {
+        let ctx = self.context();
+        let intent = DeleteIntent::for_service(service, &ctx.config, &ctx.features, &ctx.env);
+        let lookup = Lookup {
+            lb_name: intent.lb_name.clone(),
+            lb_id: lb_id_annotation(service),
+            fip_description: intent.fip_description.clone(),
+            fip_address: None,
+            security_group: ctx
+                .config
+                .load_balancer
+                .manage_security_groups
+                .then(|| model::naming::security_group_name(&intent.lb_name)),
+        };
+        let observed = self.cloud.observe(&lookup).await.map_err(failure)?;
+        let plan = model::plan_delete(&intent, &observed);
+        if plan.is_empty() {
+            if plan.wait.is_some() {
+                return Ok(Deleted::Busy {
+                    status: busy_status(&plan, &observed),
+                });
+            }
+            return Ok(Deleted::Gone);
+        }
+        match self.run_steps(&plan).await? {
+            Some(steps) => Ok(Deleted::Progressed { steps }),
+            None => Ok(Deleted::Busy {
+                status: busy_status(&plan, &observed),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use k8s_openapi::api::core::v1::{
+        NodeAddress, NodeCondition, NodeSpec, NodeStatus, ServicePort, ServiceSpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use model::observed::ObservedFloatingIp;
+    use model::{Gate, PlannedStep};
+
+    /// A cloud simulated with `model::apply`; after each mutation the LB stays locked for
+    /// `lock_passes` observations, like Octavia's PENDING_* states.
+    #[derive(Default)]
+    struct SimCloud {
+        state: Mutex<Observed>,
+        lock_passes: u32,
+        locked_for: Mutex<u32>,
+        executed: Mutex<Vec<Step>>,
+        observes: Mutex<u32>,
+        fail_next: Mutex<Option<CloudError>>,
+    }
+
+    impl Cloud for SimCloud {
+        async fn observe(&self, _lookup: &Lookup) -> Result<Observed, CloudError> {
+            *self.observes.lock().unwrap() += 1;
+            let mut o = self.state.lock().unwrap().clone();
+            let mut locked = self.locked_for.lock().unwrap();
+            if *locked > 0 {
+                *locked -= 1;
+                if let Some(lb) = o.load_balancer.as_mut() {
+                    lb.provisioning_status = ProvisioningStatus::PendingUpdate;
+                }
+            }
+            Ok(o)
+        }
+
+        async fn execute(&self, steps: &[Step]) -> Result<(), CloudError> {
+            if let Some(e) = self.fail_next.lock().unwrap().take() {
+                return Err(e);
+            }
+            if *self.locked_for.lock().unwrap() > 0 && steps.iter().any(|s| s.takes_lb_lock()) {
+                return Err(CloudError {
+                    kind: CloudErrorKind::Conflict,
+                    message: "locked".into(),
+                });
+            }
+            let plan = Plan {
+                steps: steps
+                    .iter()
+                    .map(|s| PlannedStep {
+                        gate: Gate::Now,
+                        step: s.clone(),
+                    })
+                    .collect(),
+                ..Plan::default()
+            };
+            let mut state = self.state.lock().unwrap();
+            *state = model::apply(&plan, &state);
+            // `apply` attaches FIPs by port; give a created LB a VIP port like a cloud does.
+            self.executed.lock().unwrap().extend(steps.iter().cloned());
+            if steps.iter().any(|s| s.takes_lb_lock()) {
+                *self.locked_for.lock().unwrap() = self.lock_passes;
+            }
+            Ok(())
+        }
+    }
+
+    fn config() -> CloudConfig {
+        let text = "[Global]\nauth-url=http://127.0.0.1:5000/v3\nusername=u\npassword=p\nproject-name=p\ndomain-name=Default\n\
+                    [LoadBalancer]\nsubnet-id=11111111-1111-1111-1111-111111111111\n\
+                    floating-network-id=22222222-2222-2222-2222-222222222222\n";
+        CloudConfig::parse(text).unwrap().0
+    }
+
+    fn planner(cloud: Arc<SimCloud>) -> Planner<SimCloud> {
+        Planner::new(
+            cloud,
+            Context {
+                config: config(),
+                features: CloudFeatures::octavia(2, 26, Some("amphora")),
+                env: Environment::new("kubernetes", "uid-1"),
+            },
+        )
+    }
+
+    fn node(name: &str, ip: &str) -> Arc<Node> {
+        Arc::new(Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(NodeSpec::default()),
+            status: Some(NodeStatus {
+                addresses: Some(vec![NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: ip.into(),
+                }]),
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn service(annotations: &[(&str, &str)]) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                uid: Some("svc-uid".into()),
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                ports: Some(vec![
+                    ServicePort {
+                        name: Some("http".into()),
+                        port: 80,
+                        node_port: Some(30080),
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    },
+                    ServicePort {
+                        name: Some("alt".into()),
+                        port: 8080,
+                        node_port: Some(30081),
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// Drive passes until Ready, like the engine does, counting the passes.
+    async fn converge(
+        p: &Planner<SimCloud>,
+        svc: &Service,
+        nodes: &[Arc<Node>],
+    ) -> (Published, u32) {
+        for pass in 1..=30 {
+            match p.ensure(svc, nodes).await.unwrap() {
+                Ensured::Ready { published, .. } => return (published, pass),
+                Ensured::Invalid { problems } => panic!("invalid: {problems:?}"),
+                _ => {}
+            }
+        }
+        panic!("did not converge in 30 passes");
+    }
+
+    fn give_vip_ports(cloud: &SimCloud) {
+        let mut s = cloud.state.lock().unwrap();
+        if let Some(lb) = s.load_balancer.as_mut() {
+            if lb.vip_port_id.is_none() {
+                lb.vip_port_id = Some(format!("port-of-{}", lb.id));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_then_converges_and_publishes_the_fip() {
+        let cloud = Arc::new(SimCloud {
+            lock_passes: 2,
+            ..Default::default()
+        });
+        let p = planner(cloud.clone());
+        let nodes = vec![
+            node("n1", "127.0.1.1"),
+            node("n2", "127.0.1.2"),
+            node("n3", "127.0.1.3"),
+        ];
+        let svc = service(&[]);
+
+        let first = p.ensure(&svc, &nodes).await.unwrap();
+        let Ensured::Progressed { created, steps, .. } = first else {
+            panic!("{first:?}")
+        };
+        assert!(created, "{steps:?}");
+        let creates = cloud
+            .executed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| matches!(s, Step::CreateLoadBalancer { .. }))
+            .count();
+        assert_eq!(creates, 1, "one fully-populated create");
+        give_vip_ports(&cloud);
+        // Locked passes come back as Busy, never as a wait inside the call.
+        let second = p.ensure(&svc, &nodes).await.unwrap();
+        assert!(matches!(second, Ensured::Busy { .. }), "{second:?}");
+        let (published, _) = converge(&p, &svc, &nodes).await;
+        assert_eq!(published.ingress.len(), 1, "{published:?}");
+        assert!(published.ingress[0].ip.is_some());
+        assert_eq!(published.ingress[0].ip_mode.as_deref(), Some("VIP"));
+        assert!(published.load_balancer_id.is_some());
+        assert_eq!(published.load_balancer_address, published.ingress[0].ip);
+        let state = cloud.state.lock().unwrap().clone();
+        let lb = state.load_balancer.unwrap();
+        assert_eq!(lb.listeners.len(), 2);
+        for l in &lb.listeners {
+            assert_eq!(l.pool.as_ref().unwrap().members.len(), 3);
+        }
+        // A converged pass executes nothing.
+        let before = cloud.executed.lock().unwrap().len();
+        assert!(matches!(
+            p.ensure(&svc, &nodes).await.unwrap(),
+            Ensured::Ready { .. }
+        ));
+        assert_eq!(cloud.executed.lock().unwrap().len(), before);
+    }
+
+    #[tokio::test]
+    async fn node_change_moves_fingerprint_and_updates_members_in_one_batch() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let three = vec![
+            node("n1", "127.0.1.1"),
+            node("n2", "127.0.1.2"),
+            node("n3", "127.0.1.3"),
+        ];
+        let svc = service(&[]);
+        p.ensure(&svc, &three).await.unwrap();
+        give_vip_ports(&cloud);
+        converge(&p, &svc, &three).await;
+        let two = vec![three[0].clone(), three[1].clone()];
+        assert_ne!(
+            p.member_fingerprint(&svc, &three),
+            p.member_fingerprint(&svc, &two)
+        );
+        // A node change that does not touch membership (a label) keeps the fingerprint.
+        let mut relabelled = three[2].as_ref().clone();
+        relabelled.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+        let same = vec![three[0].clone(), three[1].clone(), Arc::new(relabelled)];
+        assert_eq!(
+            p.member_fingerprint(&svc, &three),
+            p.member_fingerprint(&svc, &same)
+        );
+
+        let before = cloud.executed.lock().unwrap().len();
+        converge(&p, &svc, &two).await;
+        let new: Vec<Step> = cloud.executed.lock().unwrap()[before..].to_vec();
+        assert!(
+            new.iter()
+                .all(|s| matches!(s, Step::BatchUpdateMembers { .. })),
+            "{new:?}"
+        );
+        assert_eq!(new.len(), 2, "one batch update per pool");
+    }
+
+    #[tokio::test]
+    async fn invalid_annotation_changes_nothing() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let svc = service(&[("loadbalancer.openstack.org/connection-limit", "lots")]);
+        let r = p.ensure(&svc, &[node("n1", "127.0.1.1")]).await.unwrap();
+        let Ensured::Invalid { problems } = r else {
+            panic!("{r:?}")
+        };
+        assert!(
+            problems.iter().any(|m| m.contains("connection-limit")),
+            "{problems:?}"
+        );
+        assert!(cloud.executed.lock().unwrap().is_empty());
+        assert_eq!(
+            *cloud.observes.lock().unwrap(),
+            0,
+            "an invalid Service costs no cloud call"
+        );
+    }
+
+    #[tokio::test]
+    async fn quota_and_conflict_errors_are_classified() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let nodes = vec![node("n1", "127.0.1.1")];
+        let svc = service(&[]);
+        *cloud.fail_next.lock().unwrap() = Some(CloudError {
+            kind: CloudErrorKind::Quota,
+            message: "Quota exceeded for resources: ['loadbalancer']".into(),
+        });
+        let err = p.ensure(&svc, &nodes).await.unwrap_err();
+        assert_eq!(err.kind, FailureKind::Quota);
+        assert!(err.message.contains("Quota exceeded"));
+        *cloud.fail_next.lock().unwrap() = Some(CloudError {
+            kind: CloudErrorKind::Conflict,
+            message: "locked".into(),
+        });
+        assert!(matches!(
+            p.ensure(&svc, &nodes).await.unwrap(),
+            Ensured::Busy { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn delete_removes_lb_and_our_fip_but_keeps_a_users_fip() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let nodes = vec![node("n1", "127.0.1.1")];
+        let svc = service(&[]);
+        p.ensure(&svc, &nodes).await.unwrap();
+        give_vip_ports(&cloud);
+        converge(&p, &svc, &nodes).await;
+        cloud
+            .state
+            .lock()
+            .unwrap()
+            .floating_ips
+            .push(ObservedFloatingIp {
+                id: "users-fip".into(),
+                floating_ip_address: "127.200.9.9".into(),
+                floating_network_id: "22222222-2222-2222-2222-222222222222".into(),
+                description: "mine".into(),
+                ..Default::default()
+            });
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            assert!(passes < 20, "delete did not finish");
+            match p.delete(&svc).await.unwrap() {
+                Deleted::Gone => break,
+                Deleted::Progressed { .. } | Deleted::Busy { .. } => {}
+            }
+        }
+        let state = cloud.state.lock().unwrap().clone();
+        assert!(
+            state.load_balancer.is_none()
+                || state.load_balancer.unwrap().provisioning_status == ProvisioningStatus::Deleted
+        );
+        assert_eq!(state.floating_ips.len(), 1);
+        assert_eq!(state.floating_ips[0].id, "users-fip");
+    }
+
+    #[test]
+    fn orphans_are_mapped_back_to_services() {
+        assert_eq!(
+            service_of_lb_name("kubernetes", "kube_service_kubernetes_shop_web").as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(
+            service_of_lb_name("my_cluster", "kube_service_my_cluster_shop_web").as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(
+            service_of_lb_name("kubernetes", "kube_service_other_shop_web"),
+            None
+        );
+        assert_eq!(service_of_lb_name("kubernetes", "something-else"), None);
+        let d = model::naming::fip_description("kubernetes", "shop", "web");
+        assert_eq!(
+            service_of_fip_description("kubernetes", &d).as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(service_of_fip_description("other", &d), None);
+    }
+
+    #[test]
+    fn steps_are_described_for_logs() {
+        assert_eq!(
+            describe(&Step::DeleteLoadBalancer {
+                lb: "lb-1".into(),
+                cascade: true
+            }),
+            "delete_load_balancer lb-1"
+        );
+        assert_eq!(
+            describe(&Step::DeleteFloatingIp { fip: "f-1".into() }),
+            "delete_floating_ip f-1"
+        );
+    }
+}

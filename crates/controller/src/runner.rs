@@ -1,0 +1,321 @@
+//! Wiring of a controller process: decide between the OpenStack backend and disabled mode
+//! (SPEC §1.1), discover what `model` needs from the cloud and the cluster (generation, API
+//! version, project, external network, node subnet, cluster identity), start the HTTP
+//! endpoints and run the engine — under leader election when asked. Must not parse command
+//! lines or read files: the CLI hands over parsed values.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use kube::api::{Api, ListParams};
+use kube::Client;
+use model::config::CloudConfig;
+use model::{CloudFeatures, Environment};
+use openstack::lbaas::LoadBalancerApi;
+use openstack::{ListQuery, Neutron, Session, SessionOptions};
+use tracing::{info, warn};
+
+use crate::backend::Disabled;
+use crate::engine::{self, Health, Settings};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::openstack_cloud::OpenStackCloud;
+use crate::planner::{Context, Planner};
+use crate::server;
+
+/// Everything a controller process needs, already parsed.
+pub struct RunConfig {
+    pub client: Client,
+    /// `None` when no cloud.conf was given: disabled mode.
+    pub cloud: Option<CloudConfig>,
+    pub cluster_name: String,
+    pub settings: Settings,
+    pub leader: Option<LeaseConfig>,
+    pub metrics_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the kube-system namespace (the cluster identity): {0}")]
+    ClusterIdentity(#[source] kube::Error),
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+}
+
+/// What cloud.conf and the cloud allow: a working backend, or why not.
+pub enum Backend {
+    OpenStack(Box<Planner<OpenStackCloud>>),
+    Disabled(Disabled),
+}
+
+const ENABLE_HINT: &str = "set [LoadBalancer] enabled = true and usable [Global] credentials in the --cloud-config file, check them with `openstack-lb-controller doctor`, then restart the controller";
+
+fn disabled(why: impl Into<String>) -> Backend {
+    let why = why.into();
+    warn!(reason = %why, "load balancers are disabled; Services get no external IP");
+    Backend::Disabled(Disabled {
+        why: format!("load balancers are disabled: {why}; {ENABLE_HINT}"),
+    })
+}
+
+/// UID of the `kube-system` namespace: the cluster-identity tag's value.
+pub async fn cluster_uid(client: &Client) -> Result<String, kube::Error> {
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("kube-system")
+        .await?;
+    Ok(ns.metadata.uid.unwrap_or_default())
+}
+
+/// Authenticate, detect the LBaaS generation and discover the environment. Authentication
+/// and catalog problems become disabled mode (with the cloud's message), never a crash loop.
+pub async fn connect(
+    config: Option<CloudConfig>,
+    client: &Client,
+    cluster_name: &str,
+    cluster_uid: &str,
+    os_metrics: openstack::Metrics,
+) -> Backend {
+    let Some(config) = config else {
+        return disabled("no --cloud-config was given");
+    };
+    if !config.load_balancer.enabled {
+        return disabled("[LoadBalancer] enabled = false in the cloud config");
+    }
+    if let Err(e) = config.global.credential_kind() {
+        return disabled(format!("no usable credentials ({e})"));
+    }
+    let options = SessionOptions {
+        metrics: os_metrics,
+        ..SessionOptions::default()
+    };
+    // A cloud that is briefly unreachable at start-up should not disable the controller for
+    // the rest of its life: a few bounded attempts before giving up.
+    let mut attempt = 0u32;
+    let session = loop {
+        match Session::new(&config.global, &config.metadata, options.clone()).await {
+            Ok(s) => match s.token_info().await {
+                Ok(_) => break s,
+                Err(e) if e.is_transient() && attempt < 4 => {
+                    warn!(error = %e, "OpenStack not reachable yet")
+                }
+                Err(e) => return disabled(format!("authentication failed: {e}")),
+            },
+            Err(e) if e.is_transient() && attempt < 4 => {
+                warn!(error = %e, "OpenStack not reachable yet")
+            }
+            Err(e) => return disabled(format!("cannot set up the OpenStack session: {e}")),
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(2u64 << attempt)).await;
+    };
+    let api = match LoadBalancerApi::detect(&session, config.load_balancer.lbaas).await {
+        Ok(api) => api,
+        Err(e) => return disabled(format!("cannot detect the load-balancer service: {e}")),
+    };
+    let (lb, features) = match &api {
+        LoadBalancerApi::Octavia(c) => {
+            let v = match c.max_version().await {
+                Ok(v) => v,
+                Err(e) => return disabled(format!("cannot read the Octavia API version: {e}")),
+            };
+            let provider = config.load_balancer.lb_provider.clone();
+            (
+                c.clone(),
+                CloudFeatures::octavia(v.major, v.minor, provider.as_deref()),
+            )
+        }
+        LoadBalancerApi::NeutronV2(c) => (
+            c.clone(),
+            CloudFeatures::neutron_v2(config.load_balancer.lb_provider.as_deref()),
+        ),
+        LoadBalancerApi::NeutronV1(_) => {
+            return disabled("the cloud offers only Neutron LBaaS v1, which this controller build does not drive");
+        }
+        LoadBalancerApi::Unavailable => {
+            return disabled(
+                "the cloud has no load-balancer service (no Octavia, no Neutron LBaaS extension)",
+            );
+        }
+    };
+    let neutron = match Neutron::new(&session).await {
+        Ok(n) => n,
+        Err(e) => return disabled(format!("no Neutron endpoint: {e}")),
+    };
+    info!(
+        generation = %api.label(),
+        version = %features.version_text(),
+        provider = ?features.provider,
+        "connected to OpenStack"
+    );
+    let mut env = Environment::new(cluster_name, cluster_uid);
+    env.project_id = session
+        .token_info()
+        .await
+        .ok()
+        .and_then(|t| t.project.as_ref().map(|p| p.id.clone()));
+    discover(&config, &neutron, client, &mut env).await;
+    let cloud = OpenStackCloud::new(lb, neutron, features.clone());
+    Backend::OpenStack(Box::new(Planner::new(
+        Arc::new(cloud),
+        Context {
+            config,
+            features,
+            env,
+        },
+    )))
+}
+
+/// Fill what cloud.conf left open: the only external network, and the subnet of the Neutron
+/// port holding a node's InternalIP. Failures only log: `desired` reports what is missing.
+async fn discover(config: &CloudConfig, neutron: &Neutron, client: &Client, env: &mut Environment) {
+    let lbc = &config.load_balancer;
+    if lbc.placement.floating_network_id.is_none() {
+        match neutron
+            .list_networks(&ListQuery::new().router_external(true))
+            .await
+        {
+            Ok(nets) if nets.len() == 1 => {
+                env.discovered_floating_network_id = nets.first().map(|n| n.id.clone())
+            }
+            Ok(nets) => info!(
+                count = nets.len(),
+                "no single external network to default to"
+            ),
+            Err(e) => warn!(error = %e, "cannot list external networks"),
+        }
+    }
+    if lbc.placement.subnet_id.is_none() && lbc.placement.network_id.is_none() {
+        let nodes = Api::<Node>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let ip = nodes.iter().find_map(|n| {
+            n.status
+                .as_ref()?
+                .addresses
+                .as_ref()?
+                .iter()
+                .find(|a| a.type_ == "InternalIP")
+                .map(|a| a.address.clone())
+        });
+        if let Some(ip) = ip {
+            match neutron
+                .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
+                .await
+            {
+                Ok(ports) => {
+                    if let Some((port, fixed)) = ports.iter().find_map(|p| {
+                        p.fixed_ips
+                            .iter()
+                            .find(|f| f.ip_address == ip)
+                            .map(|f| (p, f))
+                    }) {
+                        env.node_subnet_id = Some(fixed.subnet_id.clone());
+                        env.node_network_id = Some(port.network_id.clone());
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot find the node subnet from its port"),
+            }
+        }
+    }
+}
+
+/// Run a controller process until `shutdown` resolves (Ok) or leadership is lost (Err).
+pub async fn run(
+    cfg: RunConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), RunError> {
+    let mut metrics = Metrics::new();
+    let os_metrics = openstack::Metrics::new();
+    os_metrics.register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let health = Arc::new(Health::default());
+
+    let router = server::router(metrics.clone(), health.clone());
+    let bound = server::serve(cfg.metrics_addr, router.clone())
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: cfg.metrics_addr,
+            source,
+        })?;
+    info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    if cfg.health_addr != cfg.metrics_addr {
+        let bound = server::serve(cfg.health_addr, router)
+            .await
+            .map_err(|source| RunError::Bind {
+                addr: cfg.health_addr,
+                source,
+            })?;
+        info!(addr = %bound, "serving /healthz, /readyz");
+    }
+
+    // One shutdown signal, seen both by the engine and by a replica still standing by.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let engine_stop = stopped(stop_rx.clone());
+
+    let client = cfg.client.clone();
+    let work = {
+        let metrics = metrics.clone();
+        let health = health.clone();
+        let settings = cfg.settings.clone();
+        let cluster_name = cfg.cluster_name.clone();
+        let cloud = cfg.cloud;
+        async move {
+            let uid = cluster_uid(&client)
+                .await
+                .map_err(RunError::ClusterIdentity)?;
+            match connect(cloud, &client, &cluster_name, &uid, os_metrics).await {
+                Backend::OpenStack(p) => {
+                    engine::run(client, Arc::new(*p), settings, metrics, health, engine_stop).await;
+                }
+                Backend::Disabled(d) => {
+                    engine::run(client, Arc::new(d), settings, metrics, health, engine_stop).await;
+                }
+            }
+            Ok::<(), RunError>(())
+        }
+    };
+    match cfg.leader {
+        None => work.await,
+        Some(lease) => {
+            let result = std::sync::Mutex::new(Ok(()));
+            let r = &result;
+            let standby = health.clone();
+            {
+                let elected = leader::lead(cfg.client, lease, health, async move {
+                    let out = work.await;
+                    *r.lock().unwrap_or_else(|e| e.into_inner()) = out;
+                });
+                let mut elected = std::pin::pin!(elected);
+                tokio::select! {
+                    led = &mut elected => led?,
+                    () = stopped(stop_rx) => {
+                        // Standing by: nothing runs, nothing to release. Leading: the engine got
+                        // the same signal; let it finish and release the Lease.
+                        if !standby.standby.load(std::sync::atomic::Ordering::Relaxed) {
+                            elected.await?;
+                        }
+                    }
+                }
+            }
+            result.into_inner().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
