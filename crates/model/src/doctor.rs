@@ -711,11 +711,13 @@ fn check_cloud_services(
         }
     };
     match generation {
-        LbaasGeneration::NeutronV1 => r.warn(
-            "LBaaS v1 limits",
-            "Neutron LBaaS v1 has one VIP and one pool per load balancer: only the first TCP port of a \
-             Service is served; UDP, SCTP, source ranges and proxy protocol are unavailable",
-            "ask the cloud operator for Octavia",
+        // The model plans for v1, but the controller does not execute those plans yet: saying
+        // "would work" here would send an admin into a controller that stays disabled.
+        LbaasGeneration::NeutronV1 => r.fail(
+            "LBaaS v1 support",
+            "the cloud offers only Neutron LBaaS v1, which this controller version does not drive \
+             (it starts in disabled mode); v1 would also serve only the first TCP port of a Service",
+            "ask the cloud operator for Octavia (or Neutron LBaaS v2)",
         ),
         LbaasGeneration::NeutronV2 => r.warn(
             "Neutron LBaaS v2",
@@ -1690,13 +1692,8 @@ mod tests {
             ext.push("lbaas".into());
         }
         let report = evaluate(&conf(""), &v1);
-        assert!(report.would_work);
-        assert_eq!(statuses(&report, "LBaaS v1 limits"), vec![Status::Warn]);
-        assert!(
-            report.summary.contains("Neutron LBaaS v1"),
-            "{}",
-            report.summary
-        );
+        assert!(!report.would_work);
+        assert_eq!(only_failure(&report).title, "LBaaS v1 support");
 
         let report = evaluate(&conf("[LoadBalancer]\nlb-version = v2\n"), &v1);
         assert_eq!(only_failure(&report).title, "load-balancer service");
