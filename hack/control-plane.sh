@@ -69,6 +69,10 @@ pid_is_ours() {
 
 read_pid() { if [[ -f $DIR/$1.pid ]]; then cat "$DIR/$1.pid"; fi; }
 
+# Liveness of a process this very start spawned. Not pid_is_ours: right after the fork, before
+# exec, its command line is still this script's, and under load a check can land in that gap.
+started_alive() { local pid=$1; [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; }
+
 stop_one() { # name
   local name=$1 pid i
   pid=$(read_pid "$name")
@@ -239,7 +243,7 @@ start_etcd() { # client-port peer-port
     --unsafe-no-fsync \
     --log-level=warn
   for ((i = 0; i < 200; i++)); do
-    if ! pid_is_ours "$(read_pid etcd)"; then
+    if ! started_alive "$(read_pid etcd)"; then
       addr_in_use etcd && return 2
       tail_log etcd
       die "etcd exited during startup"
@@ -281,12 +285,12 @@ kc() { kubectl --kubeconfig="$KUBECONFIG_FILE" --request-timeout=5s "$@"; }
 wait_ready() {
   local deadline=$1 stage=readyz out
   while ((SECONDS < deadline)); do
-    if ! pid_is_ours "$(read_pid kube-apiserver)"; then
+    if ! started_alive "$(read_pid kube-apiserver)"; then
       addr_in_use kube-apiserver && return 2
       tail_log kube-apiserver
       die "kube-apiserver exited during startup"
     fi
-    pid_is_ours "$(read_pid etcd)" || { tail_log etcd; die "etcd exited during startup"; }
+    started_alive "$(read_pid etcd)" || { tail_log etcd; die "etcd exited during startup"; }
     case $stage in
       readyz)
         out=$(kc get --raw /readyz 2>/dev/null || true)
