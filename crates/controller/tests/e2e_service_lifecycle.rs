@@ -5,18 +5,19 @@
 //! leave nothing of ours behind (leak audit) and no finalizer.
 
 mod common;
+mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{repo_root, wait_for, ControlPlane};
+use common::{wait_for, ControlPlane};
+use harness::{backend, controller_bin, http_get};
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use model::config::CloudConfig;
 use openstack::{LbaasV2, ListQuery, Neutron, Session, SessionOptions};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const NODES: [(&str, &str); 3] = [
@@ -24,24 +25,6 @@ const NODES: [(&str, &str); 3] = [
     ("node-2", "127.100.1.12"),
     ("node-3", "127.100.1.13"),
 ];
-
-/// The controller binary: $OLBC_CONTROLLER_BIN, else built with cargo into the shared target.
-fn controller_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("OLBC_CONTROLLER_BIN") {
-        return PathBuf::from(p);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(repo_root())
-        .args(["build", "-q", "-p", "openstack-lb-controller"])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cannot build the controller binary");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"));
-    target.join("debug").join("openstack-lb-controller")
-}
 
 struct Controller(Child);
 
@@ -73,44 +56,6 @@ fn start_controller(bin: &Path, kubeconfig: &Path, cloud_conf: &Path, log: &Path
         .spawn()
         .expect("start the controller");
     Controller(child)
-}
-
-/// A backend answering every HTTP request with `<node>:<port>`.
-async fn backend(ip: &str, port: u16, name: String) -> tokio::task::JoinHandle<()> {
-    let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            let body = name.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf).await;
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    })
-}
-
-async fn http_get(addr: &str, port: u16) -> Option<String> {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect((addr, port)).await.ok()?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.ok()?;
-        Some(out)
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .ok()
-        .flatten()
 }
 
 /// The text logger colours its output even into a file.
