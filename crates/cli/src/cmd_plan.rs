@@ -25,7 +25,7 @@ use model::config::CloudConfig;
 use model::spec::FipIntent;
 use model::{CloudFeatures, DeleteIntent, Environment, Invalid, Observed, Plan, Step};
 use openstack::lbaas::LoadBalancerApi;
-use openstack::{ListQuery, Neutron, RetryPolicy, Session, SessionOptions};
+use openstack::{Neutron, RetryPolicy, Session, SessionOptions};
 use serde_json::Value;
 
 use render::{Condition, Outcome, Report, StatusPreview};
@@ -336,60 +336,19 @@ async fn connect(
         .context("no Neutron endpoint")?;
     let mut env = Environment::new(cluster_name, cluster_uid);
     env.project_id = token.project.as_ref().map(|p| p.id.clone());
-    discover(config, &neutron, nodes, &mut env).await?;
+    if let Some((what, e)) = controller::runner::discover(config, &neutron, nodes, &mut env)
+        .await
+        .into_iter()
+        .next()
+    {
+        return Err(anyhow::Error::new(e).context(what));
+    }
     Ok(Connection {
         cloud: OpenStackCloud::new(lb, neutron, features.clone()),
         features,
         env,
         generation,
     })
-}
-
-/// What cloud.conf left open, found as the controller finds it: the only external network,
-/// and the subnet of the Neutron port holding a node's InternalIP.
-async fn discover(
-    config: &CloudConfig,
-    neutron: &Neutron,
-    nodes: &[Node],
-    env: &mut Environment,
-) -> anyhow::Result<()> {
-    let placement = &config.load_balancer.placement;
-    if placement.floating_network_id.is_none() {
-        let nets = neutron
-            .list_networks(&ListQuery::new().router_external(true))
-            .await
-            .context("cannot list external networks")?;
-        if nets.len() == 1 {
-            env.discovered_floating_network_id = nets.first().map(|n| n.id.clone());
-        }
-    }
-    if placement.subnet_id.is_some() || placement.network_id.is_some() {
-        return Ok(());
-    }
-    let ip = nodes.iter().find_map(|n| {
-        n.status
-            .as_ref()?
-            .addresses
-            .as_ref()?
-            .iter()
-            .find(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone())
-    });
-    let Some(ip) = ip else { return Ok(()) };
-    let ports = neutron
-        .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
-        .await
-        .context("cannot find the node subnet from its port")?;
-    if let Some((port, fixed)) = ports.iter().find_map(|p| {
-        p.fixed_ips
-            .iter()
-            .find(|f| f.ip_address == ip)
-            .map(|f| (p, f))
-    }) {
-        env.node_subnet_id = Some(fixed.subnet_id.clone());
-        env.node_network_id = Some(port.network_id.clone());
-    }
-    Ok(())
 }
 
 /// Runs the controller's decision for this Service: ignore, delete, or ensure.

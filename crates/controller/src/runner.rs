@@ -162,7 +162,14 @@ pub async fn connect(
         .await
         .ok()
         .and_then(|t| t.project.as_ref().map(|p| p.id.clone()));
-    discover(&config, &neutron, client, &mut env).await;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    for (what, e) in discover(&config, &neutron, &nodes, &mut env).await {
+        warn!(error = %e, "{what}");
+    }
     let cloud = OpenStackCloud::new(lb, neutron, features.clone());
     Backend::OpenStack(Box::new(Planner::new(
         Arc::new(cloud),
@@ -175,10 +182,18 @@ pub async fn connect(
 }
 
 /// Fill what cloud.conf left open: the only external network, and the subnet of the Neutron
-/// port holding a node's InternalIP. Failures only log: `desired` reports what is missing.
-async fn discover(config: &CloudConfig, neutron: &Neutron, client: &Client, env: &mut Environment) {
-    let lbc = &config.load_balancer;
-    if lbc.placement.floating_network_id.is_none() {
+/// port holding a node's InternalIP. Shared by `run` and `plan` so both see the same cloud.
+/// Every lookup is tried; the failures come back so the caller decides: the controller logs
+/// them (`desired` then reports what is missing), `plan` stops on them.
+pub async fn discover(
+    config: &CloudConfig,
+    neutron: &Neutron,
+    nodes: &[Node],
+    env: &mut Environment,
+) -> Vec<(&'static str, openstack::Error)> {
+    let mut failures = Vec::new();
+    let placement = &config.load_balancer.placement;
+    if placement.floating_network_id.is_none() {
         match neutron
             .list_networks(&ListQuery::new().router_external(true))
             .await
@@ -190,44 +205,40 @@ async fn discover(config: &CloudConfig, neutron: &Neutron, client: &Client, env:
                 count = nets.len(),
                 "no single external network to default to"
             ),
-            Err(e) => warn!(error = %e, "cannot list external networks"),
+            Err(e) => failures.push(("cannot list external networks", e)),
         }
     }
-    if lbc.placement.subnet_id.is_none() && lbc.placement.network_id.is_none() {
-        let nodes = Api::<Node>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        let ip = nodes.iter().find_map(|n| {
-            n.status
-                .as_ref()?
-                .addresses
-                .as_ref()?
-                .iter()
-                .find(|a| a.type_ == "InternalIP")
-                .map(|a| a.address.clone())
-        });
-        if let Some(ip) = ip {
-            match neutron
-                .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
-                .await
-            {
-                Ok(ports) => {
-                    if let Some((port, fixed)) = ports.iter().find_map(|p| {
-                        p.fixed_ips
-                            .iter()
-                            .find(|f| f.ip_address == ip)
-                            .map(|f| (p, f))
-                    }) {
-                        env.node_subnet_id = Some(fixed.subnet_id.clone());
-                        env.node_network_id = Some(port.network_id.clone());
-                    }
-                }
-                Err(e) => warn!(error = %e, "cannot find the node subnet from its port"),
+    if placement.subnet_id.is_some() || placement.network_id.is_some() {
+        return failures;
+    }
+    let ip = nodes.iter().find_map(|n| {
+        n.status
+            .as_ref()?
+            .addresses
+            .as_ref()?
+            .iter()
+            .find(|a| a.type_ == "InternalIP")
+            .map(|a| a.address.clone())
+    });
+    let Some(ip) = ip else { return failures };
+    match neutron
+        .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
+        .await
+    {
+        Ok(ports) => {
+            if let Some((port, fixed)) = ports.iter().find_map(|p| {
+                p.fixed_ips
+                    .iter()
+                    .find(|f| f.ip_address == ip)
+                    .map(|f| (p, f))
+            }) {
+                env.node_subnet_id = Some(fixed.subnet_id.clone());
+                env.node_network_id = Some(port.network_id.clone());
             }
         }
+        Err(e) => failures.push(("cannot find the node subnet from its port", e)),
     }
+    failures
 }
 
 /// Run a controller process until `shutdown` resolves (Ok) or leadership is lost (Err).
