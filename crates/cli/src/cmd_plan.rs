@@ -336,7 +336,7 @@ async fn connect(
         .context("no Neutron endpoint")?;
     let mut env = Environment::new(cluster_name, cluster_uid);
     env.project_id = token.project.as_ref().map(|p| p.id.clone());
-    if let Some((what, e)) = controller::runner::discover(config, &neutron, nodes, &mut env)
+    if let Some((what, e)) = controller::discovery::discover(config, &neutron, nodes, &mut env)
         .await
         .into_iter()
         .next()

@@ -4,6 +4,7 @@
 //! implementation, so it can be exercised against a fake cloud.
 
 pub mod backend;
+pub mod discovery;
 pub mod engine;
 pub mod leader;
 pub mod metrics;

@@ -105,9 +105,11 @@ fn opt_map(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
 /// The OpenStack implementation of [`Cloud`] for Octavia and Neutron LBaaS v2.
 #[derive(Clone, Debug)]
 pub struct OpenStackCloud {
-    lb: LbaasV2,
-    neutron: Neutron,
-    features: CloudFeatures,
+    pub(crate) lb: LbaasV2,
+    /// Set on clouds that offer only Neutron LBaaS v1 (then `features.generation` says so).
+    pub(crate) v1: Option<openstack::lbaas::LbaasV1>,
+    pub(crate) neutron: Neutron,
+    pub(crate) features: CloudFeatures,
 }
 
 /// Ids of objects created earlier in the same `execute` call, by name, and VIP ports by LB id.
@@ -134,6 +136,7 @@ impl OpenStackCloud {
     pub fn new(lb: LbaasV2, neutron: Neutron, features: CloudFeatures) -> Self {
         OpenStackCloud {
             lb,
+            v1: None,
             neutron,
             features,
         }

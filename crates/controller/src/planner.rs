@@ -126,8 +126,8 @@ pub struct Context {
 }
 
 pub struct Planner<C: Cloud> {
-    cloud: Arc<C>,
-    ctx: RwLock<Arc<Context>>,
+    pub(crate) cloud: Arc<C>,
+    pub(crate) ctx: RwLock<Arc<Context>>,
 }
 
 fn failure(e: CloudError) -> Failure {

@@ -14,7 +14,7 @@ use kube::Client;
 use model::config::CloudConfig;
 use model::{CloudFeatures, Environment};
 use openstack::lbaas::LoadBalancerApi;
-use openstack::{ListQuery, Neutron, Session, SessionOptions};
+use openstack::{Neutron, Session, SessionOptions};
 use tracing::{info, warn};
 
 use crate::backend::Disabled;
@@ -121,6 +121,7 @@ pub async fn connect(
         Ok(api) => api,
         Err(e) => return disabled(format!("cannot detect the load-balancer service: {e}")),
     };
+    let mut v1_client = None;
     let (lb, features) = match &api {
         LoadBalancerApi::Octavia(c) => {
             let v = match c.max_version().await {
@@ -137,8 +138,15 @@ pub async fn connect(
             c.clone(),
             CloudFeatures::neutron_v2(config.load_balancer.lb_provider.as_deref()),
         ),
-        LoadBalancerApi::NeutronV1(_) => {
-            return disabled("the cloud offers only Neutron LBaaS v1, which this controller build does not drive");
+        LoadBalancerApi::NeutronV1(v1) => {
+            // LBaaS v1 lives under the same Neutron endpoint; the v2 client is never asked
+            // anything there (features say NeutronV1, so the model plans v1 steps only).
+            let v2 = match openstack::lbaas::LbaasV2::neutron(&session).await {
+                Ok(c) => c,
+                Err(e) => return disabled(format!("no Neutron endpoint: {e}")),
+            };
+            v1_client = Some(v1.clone());
+            (v2, CloudFeatures::neutron_v1())
         }
         LoadBalancerApi::Unavailable => {
             return disabled(
@@ -167,10 +175,11 @@ pub async fn connect(
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    for (what, e) in discover(&config, &neutron, &nodes, &mut env).await {
+    for (what, e) in crate::discovery::discover(&config, &neutron, &nodes, &mut env).await {
         warn!(error = %e, "{what}");
     }
-    let cloud = OpenStackCloud::new(lb, neutron, features.clone());
+    let mut cloud = OpenStackCloud::new(lb, neutron, features.clone());
+    cloud.v1 = v1_client;
     Backend::OpenStack(Box::new(Planner::new(
         Arc::new(cloud),
         Context {
@@ -179,66 +188,6 @@ pub async fn connect(
             env,
         },
     )))
-}
-
-/// Fill what cloud.conf left open: the only external network, and the subnet of the Neutron
-/// port holding a node's InternalIP. Shared by `run` and `plan` so both see the same cloud.
-/// Every lookup is tried; the failures come back so the caller decides: the controller logs
-/// them (`desired` then reports what is missing), `plan` stops on them.
-pub async fn discover(
-    config: &CloudConfig,
-    neutron: &Neutron,
-    nodes: &[Node],
-    env: &mut Environment,
-) -> Vec<(&'static str, openstack::Error)> {
-    let mut failures = Vec::new();
-    let placement = &config.load_balancer.placement;
-    if placement.floating_network_id.is_none() {
-        match neutron
-            .list_networks(&ListQuery::new().router_external(true))
-            .await
-        {
-            Ok(nets) if nets.len() == 1 => {
-                env.discovered_floating_network_id = nets.first().map(|n| n.id.clone())
-            }
-            Ok(nets) => info!(
-                count = nets.len(),
-                "no single external network to default to"
-            ),
-            Err(e) => failures.push(("cannot list external networks", e)),
-        }
-    }
-    if placement.subnet_id.is_some() || placement.network_id.is_some() {
-        return failures;
-    }
-    let ip = nodes.iter().find_map(|n| {
-        n.status
-            .as_ref()?
-            .addresses
-            .as_ref()?
-            .iter()
-            .find(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone())
-    });
-    let Some(ip) = ip else { return failures };
-    match neutron
-        .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
-        .await
-    {
-        Ok(ports) => {
-            if let Some((port, fixed)) = ports.iter().find_map(|p| {
-                p.fixed_ips
-                    .iter()
-                    .find(|f| f.ip_address == ip)
-                    .map(|f| (p, f))
-            }) {
-                env.node_subnet_id = Some(fixed.subnet_id.clone());
-                env.node_network_id = Some(port.network_id.clone());
-            }
-        }
-        Err(e) => failures.push(("cannot find the node subnet from its port", e)),
-    }
-    failures
 }
 
 /// Run a controller process until `shutdown` resolves (Ok) or leadership is lost (Err).

@@ -1,0 +1,70 @@
+//! Discovery of what cloud.conf leaves open and `model` needs from the cloud and the cluster:
+//! the only external network, the nodes' subnet (from the Neutron port holding a node's
+//! InternalIP). Shared by `run` and `plan` so both see the same cloud. Must not decide
+//! anything: it only fills `model::Environment`.
+
+use k8s_openapi::api::core::v1::Node;
+use model::config::CloudConfig;
+use model::Environment;
+use openstack::{ListQuery, Neutron};
+use tracing::info;
+
+/// Fill what cloud.conf left open: the only external network, and the subnet of the Neutron
+/// port holding a node's InternalIP. Shared by `run` and `plan` so both see the same cloud.
+/// Every lookup is tried; the failures come back so the caller decides: the controller logs
+/// them (`desired` then reports what is missing), `plan` stops on them.
+pub async fn discover(
+    config: &CloudConfig,
+    neutron: &Neutron,
+    nodes: &[Node],
+    env: &mut Environment,
+) -> Vec<(&'static str, openstack::Error)> {
+    let mut failures = Vec::new();
+    let placement = &config.load_balancer.placement;
+    if placement.floating_network_id.is_none() {
+        match neutron
+            .list_networks(&ListQuery::new().router_external(true))
+            .await
+        {
+            Ok(nets) if nets.len() == 1 => {
+                env.discovered_floating_network_id = nets.first().map(|n| n.id.clone())
+            }
+            Ok(nets) => info!(
+                count = nets.len(),
+                "no single external network to default to"
+            ),
+            Err(e) => failures.push(("cannot list external networks", e)),
+        }
+    }
+    if placement.subnet_id.is_some() || placement.network_id.is_some() {
+        return failures;
+    }
+    let ip = nodes.iter().find_map(|n| {
+        n.status
+            .as_ref()?
+            .addresses
+            .as_ref()?
+            .iter()
+            .find(|a| a.type_ == "InternalIP")
+            .map(|a| a.address.clone())
+    });
+    let Some(ip) = ip else { return failures };
+    match neutron
+        .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
+        .await
+    {
+        Ok(ports) => {
+            if let Some((port, fixed)) = ports.iter().find_map(|p| {
+                p.fixed_ips
+                    .iter()
+                    .find(|f| f.ip_address == ip)
+                    .map(|f| (p, f))
+            }) {
+                env.node_subnet_id = Some(fixed.subnet_id.clone());
+                env.node_network_id = Some(port.network_id.clone());
+            }
+        }
+        Err(e) => failures.push(("cannot find the node subnet from its port", e)),
+    }
+    failures
+}
