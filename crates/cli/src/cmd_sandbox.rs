@@ -47,7 +47,8 @@ pub struct Args {
     tls_dir: Option<PathBuf>,
     /// Fault rule, repeatable: `service=network,method=POST,status=500,latency=200ms,
     /// probability=0.5,path=^/v2.0/floatingips` (path last; all keys optional but one of
-    /// status/latency).
+    /// status/latency/hold). `hold=30s` lets the request succeed and holds its answer;
+    /// `times=N` applies the rule to the first N matching requests only.
     #[arg(long = "fault")]
     faults: Vec<String>,
     /// Every new load balancer ends in ERROR instead of ACTIVE.
