@@ -315,25 +315,39 @@ async fn connect(
         .context("cannot detect the load-balancer service")?;
     let generation = api.label();
     let provider = config.load_balancer.lb_provider.as_deref();
-    let (lb, features) = match &api {
+    let neutron = Neutron::new(&session)
+        .await
+        .context("no Neutron endpoint")?;
+    let cloud = match &api {
         LoadBalancerApi::Octavia(c) => {
             let v = c
                 .max_version()
                 .await
                 .context("cannot read the Octavia API version")?;
-            (c.clone(), CloudFeatures::octavia(v.major, v.minor, provider))
+            OpenStackCloud::new(
+                c.clone(),
+                neutron.clone(),
+                CloudFeatures::octavia(v.major, v.minor, provider),
+            )
         }
-        LoadBalancerApi::NeutronV2(c) => (c.clone(), CloudFeatures::neutron_v2(provider)),
-        LoadBalancerApi::NeutronV1(_) => bail!(
-            "the cloud offers only Neutron LBaaS v1, which the controller does not drive: it would create nothing"
+        LoadBalancerApi::NeutronV2(c) => OpenStackCloud::new(
+            c.clone(),
+            neutron.clone(),
+            CloudFeatures::neutron_v2(provider),
         ),
+        // As the controller does: v1 objects under the Neutron endpoint, observed and planned
+        // with the v1 model (one pool, one VIP, one TCP port).
+        LoadBalancerApi::NeutronV1(v1) => {
+            let v2 = openstack::lbaas::LbaasV2::neutron(&session)
+                .await
+                .context("no Neutron endpoint")?;
+            OpenStackCloud::neutron_v1(v2, v1.clone(), neutron.clone())
+        }
         LoadBalancerApi::Unavailable => {
             bail!("the cloud has no load-balancer service (no Octavia, no Neutron LBaaS extension)")
         }
     };
-    let neutron = Neutron::new(&session)
-        .await
-        .context("no Neutron endpoint")?;
+    let features = cloud.features().clone();
     let mut env = Environment::new(cluster_name, cluster_uid);
     env.project_id = token.project.as_ref().map(|p| p.id.clone());
     if let Some((what, e)) = controller::discovery::discover(config, &neutron, nodes, &mut env)
@@ -344,7 +358,7 @@ async fn connect(
         return Err(anyhow::Error::new(e).context(what));
     }
     Ok(Connection {
-        cloud: OpenStackCloud::new(lb, neutron, features.clone()),
+        cloud,
         features,
         env,
         generation,

@@ -115,30 +115,78 @@ async fn healthy_octavia_cloud_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neutron_lbaas_generations_are_detected() {
-    // v2 works with a warning; v1 is detected but refused, as the controller does not drive it.
-    for (mode, label, verdict, expected_code) in [
+    // Both work; v2 with a deprecation warning, v1 with its limits spelled out as warnings.
+    for (mode, label, verdict) in [
         (
             LbaasMode::NeutronV2,
             "Neutron LBaaS v2 (detected",
             "! Neutron LBaaS v2",
-            0,
         ),
         (
             LbaasMode::NeutronV1,
             "Neutron LBaaS v1 (detected",
-            "✗ LBaaS v1 support",
-            1,
+            "! LBaaS v1",
         ),
     ] {
         let sb = sandbox(mode).await;
         let dir = TempDir::new();
         let lb = format!("floating-network-id = {}\n", sb.seed().public_network_id);
         let (code, out) = doctor(&dir, &cloud_conf(&sb, &demo_password(&sb), &lb), &[]).await;
-        assert_eq!(code, expected_code, "{out}");
+        assert_eq!(code, 0, "{out}");
         assert!(out.contains(label), "{out}");
         assert!(out.contains(verdict), "{out}");
+        assert!(!out.contains("✗"), "{out}");
         sb.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lbaas_v1_cloud_says_what_the_controller_will_do() {
+    let sb = sandbox(LbaasMode::NeutronV1).await;
+    let dir = TempDir::new();
+    let lb = format!(
+        "floating-network-id = {}\nsubnet-id = {}\n",
+        sb.seed().public_network_id,
+        sb.seed().nodes_subnet_id
+    );
+    let (code, out) = doctor(&dir, &cloud_conf(&sb, &demo_password(&sb), &lb), &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("a LoadBalancer Service would work (Neutron LBaaS v1;"),
+        "{out}"
+    );
+    for said in [
+        "exactly one TCP port",
+        "lb-method SOURCE_IP_PORT is refused",
+        "listener timeouts, loadBalancerSourceRanges",
+        "TCP checks of the NodePort",
+        "name and description only",
+    ] {
+        assert!(out.contains(said), "{said:?} missing: {out}");
+    }
+    let (code, json) = doctor(
+        &dir,
+        &cloud_conf(&sb, &demo_password(&sb), &lb),
+        &["--output", "json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let v1_warnings = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["title"] == "LBaaS v1" && c["status"] == "warn")
+        .count();
+    assert_eq!(v1_warnings, 4, "{json}");
+
+    // A default the v1 API cannot take would make every Service fail: that is a ✗.
+    let bad = format!("{lb}lb-method = SOURCE_IP_PORT\n");
+    let (code, out) = doctor(&dir, &cloud_conf(&sb, &demo_password(&sb), &bad), &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ LBaaS v1"), "{out}");
+    assert!(out.contains("would NOT work"), "{out}");
+    sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -532,3 +532,137 @@ async fn kubeconfig_supplies_nodes_cluster_identity_and_the_vip_subnet() {
     sb.shutdown().await;
     drop(cp);
 }
+
+fn one_port_yaml(annotations: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{annotations}")
+    };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n{annotations}\
+         spec:\n  type: LoadBalancer\n  selector:\n    app: web\n  ports:\n\
+         \x20 - name: http\n    port: 80\n    targetPort: 8080\n    nodePort: 30080\n    protocol: TCP\n"
+    )
+}
+
+/// Like `converge`, on a cloud that offers only LBaaS v1 (no lock: each pass runs all steps).
+async fn converge_v1(sb: &SandboxHandle, service_yaml: &str) {
+    use controller::openstack_cloud::OpenStackCloud;
+    use controller::planner::{Cloud, Lookup};
+
+    let (config, _) = CloudConfig::parse(&sb.cloud_conf()).unwrap();
+    let session = Session::new(&config.global, &config.metadata, SessionOptions::default())
+        .await
+        .unwrap();
+    let v2 = LbaasV2::neutron(&session).await.unwrap();
+    let v1 = openstack::lbaas::LbaasV1::new(&session).await.unwrap();
+    let neutron = Neutron::new(&session).await.unwrap();
+    let cloud = OpenStackCloud::neutron_v1(v2, v1, neutron);
+    let features = CloudFeatures::neutron_v1();
+    let service: Service = serde_yaml::from_str(service_yaml).unwrap();
+    let list: serde_yaml::Value = serde_yaml::from_str(NODES).unwrap();
+    let nodes: Vec<Node> = serde_yaml::from_value(list["items"].clone()).unwrap();
+    let env = Environment::new("kubernetes", CLUSTER_UID);
+    let spec = model::desired(&service, &nodes, &config, &features, &env).unwrap();
+    let lookup = Lookup {
+        lb_name: spec.name.clone(),
+        fip_description: spec.fip_description.clone(),
+        ..Lookup::default()
+    };
+    for _ in 0..100 {
+        let observed = cloud.observe(&lookup).await.unwrap();
+        let plan = model::plan(&spec, &observed);
+        assert!(plan.invalid.is_empty(), "{:?}", plan.invalid);
+        if plan.is_empty() && plan.wait.is_none() {
+            return;
+        }
+        let steps: Vec<_> = plan.runnable().iter().map(|s| s.step.clone()).collect();
+        // A 409 means a v1 object is still PENDING_*: observe again a little later.
+        if steps.is_empty() || cloud.execute(&steps).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("the LBaaS v1 objects did not converge in 100 passes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lbaas_v1_cloud_plans_pool_members_vip_and_floating_ip() {
+    let sb = sandbox::start(SandboxConfig {
+        lbaas: sandbox::LbaasMode::NeutronV1,
+        provisioning_delay: Duration::from_millis(50),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = TempDir::new();
+    let before = log_len(&sb);
+
+    let r = plan(&dir, &sb, &one_port_yaml(""), &[]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(out.contains("Neutron LBaaS v1"), "{out}");
+    assert!(
+        out.contains("create v1 pool kube_service_kubernetes_shop_web"),
+        "{out}"
+    );
+    assert!(out.contains("POST /v2.0/lb/pools"), "{out}");
+    assert_eq!(out.matches("POST /v2.0/lb/members").count(), 2, "{out}");
+    assert!(out.contains("create v1 member 127.100.0.11:30080"), "{out}");
+    assert!(out.contains("POST /v2.0/lb/vips"), "{out}");
+    assert!(out.contains("protocol_port: 80"), "{out}");
+    assert!(out.contains("POST /v2.0/floatingips"), "{out}");
+    assert!(!out.contains("/v2/lbaas"), "no Octavia call on v1: {out}");
+
+    // A second port is a v1 limit: refused, naming the field.
+    let r = plan(&dir, &sb, &service_yaml(""), &[]).await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("spec.ports"), "{}", r.stdout);
+    assert!(r.stdout.contains("exactly one TCP port"), "{}", r.stdout);
+    assert_eq!(mutations(&sb, before), Vec::<String>::new());
+
+    converge_v1(&sb, &one_port_yaml("")).await;
+    let before = log_len(&sb);
+    let r = plan(&dir, &sb, &one_port_yaml(""), &[]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(
+        out.contains("No change: the cloud matches the Service."),
+        "{out}"
+    );
+    assert!(out.contains("LBaaS v1 pool "), "{out}");
+    assert!(out.contains("ACTIVE TCP ROUND_ROBIN"), "{out}");
+    assert!(out.contains("LBaaS v1 VIP "), "{out}");
+    assert!(
+        out.contains("status.loadBalancer.ingress: [127.200."),
+        "the floating IP on the VIP port is the status: {out}"
+    );
+
+    let changed = one_port_yaml("    loadbalancer.openstack.org/connection-limit: \"100\"\n");
+    let r = plan(&dir, &sb, &changed, &[]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.matches("PUT /v2.0/lb/vips/").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("connection_limit: 100"), "{}", r.stdout);
+    assert!(!r.stdout.contains("POST /v2.0/lb/"), "{}", r.stdout);
+
+    let r = plan(&dir, &sb, &one_port_yaml(""), &["--delete"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    let order: Vec<usize> = [
+        "DELETE /v2.0/floatingips/",
+        "DELETE /v2.0/lb/vips/",
+        "DELETE /v2.0/lb/members/",
+        "DELETE /v2.0/lb/pools/",
+    ]
+    .iter()
+    .map(|c| out.find(c).unwrap_or_else(|| panic!("{c} missing: {out}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "bottom-up: {out}");
+    assert_eq!(mutations(&sb, before), Vec::<String>::new());
+    sb.shutdown().await;
+}

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 use model::observed::{
     ObservedFloatingIp, ObservedListener, ObservedLoadBalancer, ObservedMember, ObservedMonitor,
-    ObservedPool, ObservedRule, ObservedSecurityGroup, ProvisioningStatus,
+    ObservedPool, ObservedRule, ObservedSecurityGroup, ObservedV1, ObservedV1Member,
+    ObservedV1Monitor, ObservedV1Pool, ObservedV1Vip, ProvisioningStatus,
 };
 use model::plan::{ListenerUpdate, MonitorUpdate, PoolUpdate, PortRef};
 use model::spec::{ListenerSpec, MemberSpec, MonitorSpec, Persistence, SecurityGroupRule};
@@ -102,7 +103,8 @@ fn opt_map(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
     (!m.is_empty()).then(|| m.clone())
 }
 
-/// The OpenStack implementation of [`Cloud`] for Octavia and Neutron LBaaS v2.
+/// The OpenStack implementation of [`Cloud`] for Octavia, Neutron LBaaS v2 and (with `v1`
+/// set) Neutron LBaaS v1.
 #[derive(Clone, Debug)]
 pub struct OpenStackCloud {
     pub(crate) lb: LbaasV2,
@@ -112,11 +114,15 @@ pub struct OpenStackCloud {
     pub(crate) features: CloudFeatures,
 }
 
-/// Ids of objects created earlier in the same `execute` call, by name, and VIP ports by LB id.
+/// Ids of objects created earlier in the same `execute` call, by name, and VIP ports by LB id
+/// (LBaaS v1: by VIP name, since a v1 pool and its VIP share the Service's name).
 #[derive(Default)]
 struct Created {
     ids: HashMap<String, String>,
     vip_ports: HashMap<String, String>,
+    v1_vip_ports: HashMap<String, String>,
+    /// LBaaS v1 monitors disassociated by this call, with their pool.
+    v1_disassociated: HashMap<String, String>,
 }
 
 impl Created {
@@ -140,6 +146,24 @@ impl OpenStackCloud {
             neutron,
             features,
         }
+    }
+
+    /// A cloud that offers only Neutron LBaaS v1. `lb` is kept for the struct's shape but never
+    /// called: the features say NeutronV1, so every plan holds v1 steps only.
+    pub fn neutron_v1(lb: LbaasV2, v1: openstack::lbaas::LbaasV1, neutron: Neutron) -> Self {
+        OpenStackCloud {
+            lb,
+            v1: Some(v1),
+            neutron,
+            features: CloudFeatures::neutron_v1(),
+        }
+    }
+
+    /// The v1 client when this cloud is driven through LBaaS v1.
+    fn v1_client(&self) -> Option<&openstack::lbaas::LbaasV1> {
+        self.v1
+            .as_ref()
+            .filter(|_| self.features.generation == model::Generation::NeutronV1)
     }
 
     async fn find_lb(
@@ -412,9 +436,10 @@ impl OpenStackCloud {
     }
 
     async fn port(&self, p: &PortRef, created: &Created) -> Result<String, CloudError> {
-        match p {
-            PortRef::Id(id) => Ok(id.clone()),
-            PortRef::VipOf(lb) => self.vip_port(lb, created).await,
+        match (p, self.v1_client()) {
+            (PortRef::Id(id), _) => Ok(id.clone()),
+            (PortRef::VipOf(r), Some(v1)) => v1_vip_port(v1, r, created).await,
+            (PortRef::VipOf(lb), None) => self.vip_port(lb, created).await,
         }
     }
 
@@ -784,12 +809,15 @@ impl OpenStackCloud {
             Step::DeleteSecurityGroup { group } => {
                 ignore_missing(self.neutron.delete_security_group(group).await)?
             }
-            v1 => {
-                return Err(other(format!(
-                    "{} is an LBaaS v1 call; this controller build drives Octavia and Neutron LBaaS v2 only",
-                    crate::planner::describe(v1)
-                )));
-            }
+            v1_step => match self.v1_client() {
+                Some(v1) => v1_step_run(v1, v1_step, created).await?,
+                None => {
+                    return Err(other(format!(
+                        "{} is an LBaaS v1 call, but this cloud was not detected as LBaaS v1",
+                        crate::planner::describe(v1_step)
+                    )));
+                }
+            },
         }
         Ok(())
     }
@@ -853,11 +881,18 @@ impl OpenStackCloud {
 
 impl Cloud for OpenStackCloud {
     async fn observe(&self, lookup: &Lookup) -> Result<Observed, CloudError> {
+        if let Some(v1) = self.v1_client() {
+            return self.observe_v1(v1, lookup).await;
+        }
         let lb = self.find_lb(lookup).await?;
         self.observe_found(lookup, lb).await
     }
 
     async fn observe_unless_locked(&self, lookup: &Lookup) -> Result<Observed, CloudError> {
+        // LBaaS v1 has no load-balancer-wide lock: a busy object answers 409 and is retried.
+        if let Some(v1) = self.v1_client() {
+            return self.observe_v1(v1, lookup).await;
+        }
         match self.find_lb(lookup).await? {
             Some(lb) if lb.is_locked() => Ok(Observed {
                 project_id: (!lb.project_id.is_empty()).then(|| lb.project_id.clone()),
@@ -935,6 +970,350 @@ impl OpenStackCloud {
     }
 }
 
+// ---- Neutron LBaaS v1 -------------------------------------------------------------------
+//
+// v1 has no tags and no load-balancer object: the pool and the VIP carry the Service's LB name
+// and our description, members and monitors hang off the pool. Nothing here decides; the
+// plan (model::plan, `plan/v1.rs`) chose every call.
+
+fn v1_member(m: openstack::lbaas::v1::V1Member) -> ObservedV1Member {
+    ObservedV1Member {
+        id: m.id,
+        pool_id: m.pool_id,
+        address: m.address,
+        protocol_port: m.protocol_port,
+    }
+}
+
+fn v1_monitor(m: openstack::lbaas::v1::V1HealthMonitor) -> ObservedV1Monitor {
+    ObservedV1Monitor {
+        id: m.id,
+        kind: m.monitor_type,
+        delay: u32::try_from(m.delay).unwrap_or(u32::MAX),
+        timeout: u32::try_from(m.timeout).unwrap_or(u32::MAX),
+        max_retries: m.max_retries,
+    }
+}
+
+fn v1_pool(p: &openstack::lbaas::v1::V1Pool) -> ObservedV1Pool {
+    ObservedV1Pool {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        description: p.description.clone(),
+        subnet_id: p.subnet_id.clone(),
+        protocol: p.protocol.clone(),
+        lb_method: p.lb_method.clone(),
+        status: p.status.clone(),
+        health_monitors: p.health_monitors.clone(),
+    }
+}
+
+fn v1_vip(v: openstack::lbaas::v1::V1Vip) -> ObservedV1Vip {
+    ObservedV1Vip {
+        id: v.id,
+        name: v.name,
+        description: v.description,
+        address: v.address,
+        subnet_id: v.subnet_id,
+        port_id: v.port_id,
+        protocol_port: v.protocol_port,
+        protocol: v.protocol,
+        pool_id: v.pool_id,
+        session_persistence: v.session_persistence.map(|p| p.persistence_type),
+        connection_limit: v.connection_limit.unwrap_or(-1),
+        status: v.status,
+    }
+}
+
+/// Our LB description, recovered from our FIP description (both name the same Service and
+/// cluster): used only to prefer our pool when several carry the Service's name.
+fn v1_description_hint(lookup: &Lookup) -> Option<&str> {
+    lookup.fip_description.strip_prefix("Floating IP for ")
+}
+
+/// The pool the Service's objects hang off: by the id we recorded, else by name. A pool by
+/// id with another name is not this Service's (v1 cannot share one between Services).
+async fn v1_find_pool(
+    v1: &openstack::lbaas::LbaasV1,
+    lookup: &Lookup,
+) -> Result<Option<openstack::lbaas::v1::V1Pool>, CloudError> {
+    if let Some(id) = &lookup.lb_id {
+        match v1.get_pool(id).await {
+            Ok(p) if p.name == lookup.lb_name => return Ok(Some(p)),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(cloud_error(e)),
+        }
+    }
+    let mut found = v1
+        .list_pools(&ListQuery::new().name(lookup.lb_name.clone()))
+        .await
+        .map_err(cloud_error)?;
+    // The filter narrows the answer on clouds that honour it; the name check keeps it correct.
+    found.retain(|p| p.name == lookup.lb_name);
+    let hint = v1_description_hint(lookup);
+    found.sort_by_key(|p| Some(p.description.as_str()) != hint);
+    Ok(found.into_iter().next())
+}
+
+/// The pool's VIP: by the pool's `vip_id`, else by name on clouds that do not report it.
+async fn v1_find_vip(
+    v1: &openstack::lbaas::LbaasV1,
+    pool: &openstack::lbaas::v1::V1Pool,
+    name: &str,
+) -> Result<Option<openstack::lbaas::v1::V1Vip>, CloudError> {
+    if let Some(id) = pool.vip_id.as_deref().filter(|id| !id.is_empty()) {
+        return match v1.get_vip(id).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(cloud_error(e)),
+        };
+    }
+    let found = v1
+        .list_vips(&ListQuery::new().name(name.to_string()))
+        .await
+        .map_err(cloud_error)?;
+    Ok(found
+        .into_iter()
+        .find(|v| v.name == name && v.pool_id == pool.id))
+}
+
+/// The VIP port a floating IP goes on: the VIP created earlier in this call, else the VIP
+/// found by name (a retried plan after a crash) or through its pool.
+async fn v1_vip_port(
+    v1: &openstack::lbaas::LbaasV1,
+    r: &Ref,
+    created: &Created,
+) -> Result<String, CloudError> {
+    let vip = match r {
+        Ref::Named(name) => {
+            if let Some(port) = created.v1_vip_ports.get(name) {
+                return Ok(port.clone());
+            }
+            v1.list_vips(&ListQuery::new().name(name.clone()))
+                .await
+                .map_err(cloud_error)?
+                .into_iter()
+                .find(|v| &v.name == name)
+        }
+        Ref::Id(pool_id) => {
+            let pool = v1.get_pool(pool_id).await.map_err(cloud_error)?;
+            v1_find_vip(v1, &pool, &pool.name).await?
+        }
+    };
+    match vip {
+        Some(v) if !v.port_id.is_empty() => Ok(v.port_id),
+        _ => Err(other(format!("the LBaaS v1 VIP of {r} has no port yet"))),
+    }
+}
+
+async fn v1_step_run(
+    v1: &openstack::lbaas::LbaasV1,
+    step: &Step,
+    created: &mut Created,
+) -> Result<(), CloudError> {
+    use openstack::lbaas::v1::{
+        V1CreateHealthMonitor, V1CreateMember, V1CreatePool, V1CreateVip, V1UpdatePool, V1UpdateVip,
+    };
+    let persistence = |p: &Option<String>| {
+        p.as_ref().map(|kind| SessionPersistence {
+            persistence_type: kind.clone(),
+            ..Default::default()
+        })
+    };
+    match step {
+        Step::CreateV1Pool {
+            name,
+            description,
+            subnet_id,
+            protocol,
+            lb_method,
+        } => {
+            let req = V1CreatePool {
+                name: name.clone(),
+                subnet_id: subnet_id.clone(),
+                protocol: protocol.clone(),
+                lb_method: lb_method.clone(),
+                description: Some(description.clone()),
+                ..Default::default()
+            };
+            let p = v1.create_pool(&req).await.map_err(cloud_error)?;
+            created.ids.insert(name.clone(), p.id);
+        }
+        Step::UpdateV1Pool { pool, lb_method } => {
+            let u = V1UpdatePool {
+                lb_method: Some(lb_method.clone()),
+                ..Default::default()
+            };
+            v1.update_pool(pool, &u).await.map_err(cloud_error)?;
+        }
+        Step::DeleteV1Pool { pool } => ignore_missing(v1.delete_pool(pool).await)?,
+        Step::CreateV1Member {
+            pool,
+            address,
+            protocol_port,
+        } => {
+            let req = V1CreateMember {
+                pool_id: created.resolve(pool)?,
+                address: address.to_string(),
+                protocol_port: *protocol_port,
+                ..Default::default()
+            };
+            v1.create_member(&req).await.map_err(cloud_error)?;
+        }
+        Step::DeleteV1Member { member } => ignore_missing(v1.delete_member(member).await)?,
+        Step::CreateV1Monitor {
+            key,
+            kind,
+            delay,
+            timeout,
+            max_retries,
+        } => {
+            let req = V1CreateHealthMonitor {
+                monitor_type: kind.clone(),
+                delay: u64::from(*delay),
+                timeout: u64::from(*timeout),
+                max_retries: *max_retries,
+                ..Default::default()
+            };
+            let m = v1.create_health_monitor(&req).await.map_err(cloud_error)?;
+            created.ids.insert(key.clone(), m.id);
+        }
+        Step::AssociateV1Monitor { pool, monitor } => {
+            let pool = created.resolve(pool)?;
+            let monitor_id = created.resolve(monitor)?;
+            if let Err(e) = v1.associate_health_monitor(&pool, &monitor_id).await {
+                // v1 monitors carry no name: one created by this call and left unassociated
+                // could never be found again, so it goes now (best effort).
+                if matches!(monitor, Ref::Named(_)) {
+                    let _ = v1.delete_health_monitor(&monitor_id).await;
+                }
+                return Err(cloud_error(e));
+            }
+        }
+        Step::DisassociateV1Monitor { pool, monitor } => {
+            ignore_missing(v1.disassociate_health_monitor(pool, monitor).await)?;
+            created
+                .v1_disassociated
+                .insert(monitor.clone(), pool.clone());
+        }
+        Step::DeleteV1Monitor { monitor } => {
+            if let Err(e) = ignore_missing(v1.delete_health_monitor(monitor).await) {
+                // A v1 monitor is found only through its pool. One just disassociated that
+                // refuses deletion (e.g. still PENDING_CREATE: 409) would be lost for good, so
+                // it goes back on its pool and the next pass tries both calls again.
+                if let Some(pool) = created.v1_disassociated.remove(monitor) {
+                    let _ = v1.associate_health_monitor(&pool, monitor).await;
+                }
+                return Err(e);
+            }
+        }
+        Step::CreateV1Vip {
+            name,
+            description,
+            pool,
+            subnet_id,
+            address,
+            protocol,
+            protocol_port,
+            session_persistence,
+            connection_limit,
+        } => {
+            let req = V1CreateVip {
+                name: name.clone(),
+                subnet_id: subnet_id.clone(),
+                protocol: protocol.clone(),
+                protocol_port: *protocol_port,
+                pool_id: created.resolve(pool)?,
+                address: address.map(|a| a.to_string()),
+                description: Some(description.clone()),
+                connection_limit: Some(*connection_limit),
+                session_persistence: persistence(session_persistence),
+                ..Default::default()
+            };
+            let v = v1.create_vip(&req).await.map_err(cloud_error)?;
+            if !v.port_id.is_empty() {
+                created.v1_vip_ports.insert(name.clone(), v.port_id);
+            }
+        }
+        Step::UpdateV1Vip {
+            vip,
+            session_persistence,
+            connection_limit,
+        } => {
+            let u = V1UpdateVip {
+                connection_limit: Some(*connection_limit),
+                session_persistence: Some(persistence(session_persistence)),
+                ..Default::default()
+            };
+            v1.update_vip(vip, &u).await.map_err(cloud_error)?;
+        }
+        Step::DeleteV1Vip { vip } => ignore_missing(v1.delete_vip(vip).await)?,
+        other_step => {
+            return Err(other(format!(
+                "{} is not an LBaaS v1 call",
+                crate::planner::describe(other_step)
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl OpenStackCloud {
+    /// Everything of one Service on a v1 cloud: pool (by recorded id, else name), VIP, members,
+    /// associated monitors, then floating IPs (ours by description, and the one on the VIP
+    /// port) and the security group.
+    async fn observe_v1(
+        &self,
+        v1: &openstack::lbaas::LbaasV1,
+        lookup: &Lookup,
+    ) -> Result<Observed, CloudError> {
+        let mut out = ObservedV1::default();
+        let mut project_id = None;
+        if let Some(pool) = v1_find_pool(v1, lookup).await? {
+            out.vip = v1_find_vip(v1, &pool, &lookup.lb_name).await?.map(v1_vip);
+            if !pool.members.is_empty() {
+                let q = ListQuery::new().filter("pool_id", pool.id.clone());
+                out.members = v1
+                    .list_members(&q)
+                    .await
+                    .map_err(cloud_error)?
+                    .into_iter()
+                    // A member being deleted is gone as far as the plan is concerned: planning
+                    // its deletion again would only earn a 409 per pass until it disappears.
+                    .filter(|m| m.pool_id == pool.id && m.status != "PENDING_DELETE")
+                    .map(v1_member)
+                    .collect();
+            }
+            for id in &pool.health_monitors {
+                match v1.get_health_monitor(id).await {
+                    Ok(m) => out.monitors.push(v1_monitor(m)),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(cloud_error(e)),
+                }
+            }
+            project_id = (!pool.tenant_id.is_empty()).then(|| pool.tenant_id.clone());
+            out.pool = Some(v1_pool(&pool));
+        }
+        let vip_port = out.vip.as_ref().map(|v| v.port_id.clone());
+        let floating_ips = self
+            .observe_fips(lookup, vip_port.as_deref().filter(|p| !p.is_empty()))
+            .await?;
+        let security_group = match &lookup.security_group {
+            Some(name) => self.observe_security_group(name).await?,
+            None => None,
+        };
+        Ok(Observed {
+            project_id,
+            load_balancer: None,
+            floating_ips,
+            security_group,
+            node_ports: Vec::new(),
+            v1: Some(out),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -946,5 +1325,177 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(!glob_match("public-*", "private-1"));
         assert!(glob_match("*-v4-*", "ext-v4-a"));
+    }
+
+    /// A v1 cloud over a sandbox whose objects stay PENDING_* for `delay`.
+    async fn v1_cloud(delay: std::time::Duration) -> (sandbox::SandboxHandle, OpenStackCloud) {
+        let sb = sandbox::start(sandbox::SandboxConfig {
+            lbaas: sandbox::LbaasMode::NeutronV1,
+            provisioning_delay: delay,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let (config, _) = model::config::CloudConfig::parse(&sb.cloud_conf()).unwrap();
+        let session = openstack::Session::new(
+            &config.global,
+            &config.metadata,
+            openstack::SessionOptions::default(),
+        )
+        .await
+        .unwrap();
+        let cloud = OpenStackCloud::neutron_v1(
+            LbaasV2::neutron(&session).await.unwrap(),
+            openstack::lbaas::LbaasV1::new(&session).await.unwrap(),
+            Neutron::new(&session).await.unwrap(),
+        );
+        (sb, cloud)
+    }
+
+    fn v1_lookup() -> Lookup {
+        Lookup {
+            lb_name: "kube_service_k_ns_web".into(),
+            fip_description: "Floating IP for Kubernetes external service ns/web from cluster k"
+                .into(),
+            ..Lookup::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn v1_objects_are_observed_by_name_after_a_restart() {
+        let (sb, cloud) = v1_cloud(std::time::Duration::ZERO).await;
+        let subnet = sb.seed().nodes_subnet_id.clone();
+        let name = v1_lookup().lb_name;
+        cloud
+            .execute(&[
+                Step::CreateV1Pool {
+                    name: name.clone(),
+                    description: "Kubernetes external service ns/web from cluster k".into(),
+                    subnet_id: subnet.clone(),
+                    protocol: "TCP".into(),
+                    lb_method: "ROUND_ROBIN".into(),
+                },
+                Step::CreateV1Member {
+                    pool: Ref::Named(name.clone()),
+                    address: "127.100.0.11".parse().unwrap(),
+                    protocol_port: 30080,
+                },
+                Step::CreateV1Monitor {
+                    key: "monitor_0".into(),
+                    kind: "TCP".into(),
+                    delay: 5,
+                    timeout: 3,
+                    max_retries: 2,
+                },
+                Step::AssociateV1Monitor {
+                    pool: Ref::Named(name.clone()),
+                    monitor: Ref::Named("monitor_0".into()),
+                },
+                Step::CreateV1Vip {
+                    name: name.clone(),
+                    description: "Kubernetes external service ns/web from cluster k".into(),
+                    pool: Ref::Named(name.clone()),
+                    subnet_id: subnet,
+                    address: None,
+                    protocol: "TCP".into(),
+                    protocol_port: 80,
+                    session_persistence: Some("SOURCE_IP".into()),
+                    connection_limit: 100,
+                },
+            ])
+            .await
+            .unwrap();
+        // A fresh process knows nothing but the Service: everything is found again.
+        let o = cloud.observe(&v1_lookup()).await.unwrap();
+        assert!(o.load_balancer.is_none());
+        let v1 = o.v1.expect("v1 objects");
+        let pool = v1.pool.expect("pool by name");
+        assert_eq!(pool.lb_method, "ROUND_ROBIN");
+        assert_eq!(v1.members.len(), 1);
+        assert_eq!(v1.members[0].protocol_port, 30080);
+        assert_eq!(v1.monitors.len(), 1);
+        assert_eq!(
+            (v1.monitors[0].kind.as_str(), v1.monitors[0].max_retries),
+            ("TCP", 2)
+        );
+        let vip = v1.vip.expect("VIP through its pool");
+        assert_eq!((vip.protocol_port, vip.connection_limit), (80, 100));
+        assert_eq!(vip.session_persistence.as_deref(), Some("SOURCE_IP"));
+        assert!(!vip.port_id.is_empty());
+        // The floating IP goes on the VIP port found by name, in a later call.
+        let net = sb.seed().public_network_id.clone();
+        cloud
+            .execute(&[Step::CreateFloatingIp {
+                network_id: net,
+                subnet_id: None,
+                subnet_name_glob: None,
+                subnet_tags: Vec::new(),
+                address: None,
+                port: Some(PortRef::VipOf(Ref::Named(name))),
+                description: v1_lookup().fip_description,
+                tags: Vec::new(),
+            }])
+            .await
+            .unwrap();
+        let o = cloud.observe(&v1_lookup()).await.unwrap();
+        assert_eq!(o.floating_ips.len(), 1);
+        assert_eq!(
+            o.floating_ips[0].port_id.as_deref(),
+            Some(vip.port_id.as_str())
+        );
+        sb.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_v1_monitor_that_refuses_deletion_goes_back_on_its_pool() {
+        // Long enough that the monitor is still PENDING_CREATE when its deletion is tried.
+        let (sb, cloud) = v1_cloud(std::time::Duration::from_secs(30)).await;
+        let name = v1_lookup().lb_name;
+        cloud
+            .execute(&[
+                Step::CreateV1Pool {
+                    name: name.clone(),
+                    description: "d".into(),
+                    subnet_id: sb.seed().nodes_subnet_id.clone(),
+                    protocol: "TCP".into(),
+                    lb_method: "ROUND_ROBIN".into(),
+                },
+                Step::CreateV1Monitor {
+                    key: "m".into(),
+                    kind: "TCP".into(),
+                    delay: 5,
+                    timeout: 3,
+                    max_retries: 1,
+                },
+                Step::AssociateV1Monitor {
+                    pool: Ref::Named(name),
+                    monitor: Ref::Named("m".into()),
+                },
+            ])
+            .await
+            .unwrap();
+        let v1 = cloud.observe(&v1_lookup()).await.unwrap().v1.unwrap();
+        let pool = v1.pool.unwrap().id;
+        let monitor = v1.monitors[0].id.clone();
+        let err = cloud
+            .execute(&[
+                Step::DisassociateV1Monitor {
+                    pool: pool.clone(),
+                    monitor: monitor.clone(),
+                },
+                Step::DeleteV1Monitor {
+                    monitor: monitor.clone(),
+                },
+            ])
+            .await
+            .expect_err("a PENDING_CREATE monitor cannot be deleted");
+        assert_eq!(err.kind, CloudErrorKind::Conflict, "{err:?}");
+        let v1 = cloud.observe(&v1_lookup()).await.unwrap().v1.unwrap();
+        assert_eq!(
+            v1.pool.unwrap().health_monitors,
+            vec![monitor],
+            "still findable through its pool"
+        );
+        sb.shutdown().await;
     }
 }

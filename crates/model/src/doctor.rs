@@ -711,14 +711,7 @@ fn check_cloud_services(
         }
     };
     match generation {
-        // The model plans for v1, but the controller does not execute those plans yet: saying
-        // "would work" here would send an admin into a controller that stays disabled.
-        LbaasGeneration::NeutronV1 => r.fail(
-            "LBaaS v1 support",
-            "the cloud offers only Neutron LBaaS v1, which this controller version does not drive \
-             (it starts in disabled mode); v1 would also serve only the first TCP port of a Service",
-            "ask the cloud operator for Octavia (or Neutron LBaaS v2)",
-        ),
+        LbaasGeneration::NeutronV1 => check_v1_limits(config, r),
         LbaasGeneration::NeutronV2 => r.warn(
             "Neutron LBaaS v2",
             "deprecated API without cascade delete, batch member update, tags or timeouts: changes take more \
@@ -728,6 +721,56 @@ fn check_cloud_services(
         LbaasGeneration::Octavia => {}
     }
     Some(generation)
+}
+
+/// What the controller does on a cloud that offers only LBaaS v1 (`model::plan` v1 and
+/// `model::desired`): said as warnings, so that an admin knows which Services will be refused
+/// and which settings ignored; configuration that would make every Service fail is a ✗.
+fn check_v1_limits(config: &CloudConfig, r: &mut Builder) {
+    const TITLE: &str = "LBaaS v1";
+    let lb = &config.load_balancer;
+    let method = lb.lb_method.as_api();
+    if !crate::features::V1_LB_METHODS.contains(&method) {
+        r.fail(
+            TITLE,
+            format!("[LoadBalancer] lb-method = {method}, which LBaaS v1 does not offer: every Service would be refused"),
+            format!("set lb-method to one of {}", crate::features::V1_LB_METHODS.join(", ")),
+        );
+    }
+    if lb.placement.subnet_id.is_none() && lb.placement.network_id.is_some() {
+        r.fail(
+            TITLE,
+            "LBaaS v1 places each VIP on a subnet, but [LoadBalancer] names only a network (network-id) for it: every Service would be refused",
+            "set [LoadBalancer] subnet-id to the subnet the VIPs should take their address from",
+        );
+    }
+    r.warn(
+        TITLE,
+        "one pool and one VIP per Service: a Service must have exactly one TCP port; Services with more ports, \
+         UDP or SCTP, or the proxy-protocol, x-forwarded-for or default-tls-container-ref annotations are refused \
+         with a Warning Event and get no load balancer; lb-method SOURCE_IP_PORT is refused; a pool is never shared \
+         between Services (load-balancer-id)",
+        "keep one TCP port per LoadBalancer Service (split the others), or ask the cloud operator for Octavia",
+    );
+    r.warn(
+        TITLE,
+        "ignored with a FeatureUnsupported Warning Event: listener timeouts, loadBalancerSourceRanges, flavor-id, \
+         availability-zone, dual-stack and manage-security-groups",
+        "restrict client addresses with security groups on the nodes instead of loadBalancerSourceRanges",
+    );
+    r.warn(
+        TITLE,
+        "health monitors (create-monitor or the enable-health-monitor annotation, always for externalTrafficPolicy: \
+         Local) are TCP checks of the NodePort: v1 cannot probe kube-proxy's healthCheckNodePort, and \
+         max-retries-down is not applied",
+        "nothing to do; a node without endpoints of a Local Service refuses the NodePort and is marked down",
+    );
+    r.warn(
+        TITLE,
+        "no tags in LBaaS v1: pools and VIPs are recognised by their name and description only, and orphan \
+         collection does not look for them",
+        "do not rename or re-describe the pools and VIPs the controller created",
+    );
 }
 
 fn check_octavia_details(
@@ -1692,8 +1735,63 @@ mod tests {
             ext.push("lbaas".into());
         }
         let report = evaluate(&conf(""), &v1);
-        assert!(!report.would_work);
-        assert_eq!(only_failure(&report).title, "LBaaS v1 support");
+        assert!(report.would_work, "{}", render_text(&report));
+        assert!(
+            report.summary.contains("Neutron LBaaS v1; 4 warning(s)"),
+            "{}",
+            report.summary
+        );
+        assert_eq!(statuses(&report, "LBaaS v1"), vec![Status::Warn; 4]);
+        let text = render_text(&report);
+        for said in [
+            "exactly one TCP port",
+            "SOURCE_IP_PORT is refused",
+            "listener timeouts, loadBalancerSourceRanges",
+            "manage-security-groups",
+            "TCP checks of the NodePort",
+            "name and description only",
+        ] {
+            assert!(text.contains(said), "{said:?} missing from:\n{text}");
+        }
+        assert_eq!(
+            features(&conf(""), &v1).map(|f| f.generation),
+            Some(Generation::NeutronV1)
+        );
+
+        let report = evaluate(&conf("[LoadBalancer]\nlb-method = SOURCE_IP_PORT\n"), &v1);
+        let fail = only_failure(&report);
+        assert_eq!(fail.title, "LBaaS v1");
+        assert!(
+            fail.evidence.contains("lb-method = SOURCE_IP_PORT"),
+            "{fail:?}"
+        );
+        assert!(
+            fail.fix.as_deref().unwrap().contains("ROUND_ROBIN"),
+            "{fail:?}"
+        );
+        // The same setting is fine where the cloud has Octavia-style algorithms.
+        assert!(evaluate(&conf("[LoadBalancer]\nlb-method = SOURCE_IP_PORT\n"), &v2).would_work);
+
+        let mut net_only = v1.clone();
+        net_only.vip_network = Probe::Got(NetworkFacts {
+            id: "n1".into(),
+            name: "nodes".into(),
+            subnets: vec![SubnetFacts {
+                id: "s1".into(),
+                name: "nodes".into(),
+                cidr: "10.0.0.0/24".into(),
+                network_id: "n1".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let report = evaluate(&conf("[LoadBalancer]\nnetwork-id = n1\n"), &net_only);
+        let fail = only_failure(&report);
+        assert_eq!(fail.title, "LBaaS v1");
+        assert!(
+            fail.fix.as_deref().unwrap().contains("subnet-id"),
+            "{fail:?}"
+        );
 
         let report = evaluate(&conf("[LoadBalancer]\nlb-version = v2\n"), &v1);
         assert_eq!(only_failure(&report).title, "load-balancer service");

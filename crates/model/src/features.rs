@@ -8,6 +8,15 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::LbaasGeneration;
 
+/// The `lb_method` values LBaaS v1 accepts (no SOURCE_IP_PORT).
+pub const V1_LB_METHODS: [&str; 3] = ["ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP"];
+
+/// v1 monitors probe the member's own port (there is no `monitor_port`), so an HTTP check of
+/// kube-proxy's healthCheckNodePort is impossible: a TCP check of the NodePort stands in. For
+/// externalTrafficPolicy: Local it still finds the nodes without endpoints, because kube-proxy
+/// drops NodePort connections there; an HTTP check would hit the application instead.
+pub const V1_MONITOR_TYPE: &str = "TCP";
+
 /// Capabilities of the load-balancing service the controller talks to.
 ///
 /// Build it with [`CloudFeatures::octavia`], [`CloudFeatures::neutron_v2`] or

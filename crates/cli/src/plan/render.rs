@@ -724,21 +724,121 @@ pub fn api_call(step: &Step, features: Option<&CloudFeatures>) -> ApiCall {
             format!("/v2.0/security-groups/{group}"),
             Vec::new(),
         ),
-        // LBaaS v1 steps: the controller does not drive v1, so `plan` never shows them; keep a
-        // faithful generic form rather than none.
-        other => {
-            let value = serde_json::to_value(other).unwrap_or_default();
-            let op = value["op"].as_str().unwrap_or("step").to_string();
-            let fields = match value {
-                Value::Object(map) => map
-                    .into_iter()
-                    .filter(|(k, _)| k != "op")
-                    .map(|(k, v)| (k, compact(&v)))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            call("CALL", format!("{lb} ({op})"), fields)
+        // LBaaS v1 (`lb` is `/v2.0/lb` then): one request per step, as the executor sends it.
+        Step::CreateV1Pool {
+            name,
+            description,
+            subnet_id,
+            protocol,
+            lb_method,
+        } => call(
+            "POST",
+            format!("{lb}/pools"),
+            vec![
+                f("name", name),
+                f("description", description),
+                f("subnet_id", subnet_id),
+                f("protocol", protocol),
+                f("lb_method", lb_method),
+            ],
+        ),
+        Step::UpdateV1Pool { pool, lb_method } => call(
+            "PUT",
+            format!("{lb}/pools/{pool}"),
+            vec![f("lb_method", lb_method)],
+        ),
+        Step::DeleteV1Pool { pool } => call("DELETE", format!("{lb}/pools/{pool}"), Vec::new()),
+        Step::CreateV1Member {
+            pool,
+            address,
+            protocol_port,
+        } => call(
+            "POST",
+            format!("{lb}/members"),
+            vec![
+                f("pool_id", pool),
+                f("address", address),
+                f("protocol_port", protocol_port),
+            ],
+        ),
+        Step::DeleteV1Member { member } => {
+            call("DELETE", format!("{lb}/members/{member}"), Vec::new())
         }
+        Step::CreateV1Monitor {
+            key: _,
+            kind,
+            delay,
+            timeout,
+            max_retries,
+        } => call(
+            "POST",
+            format!("{lb}/health_monitors"),
+            vec![
+                f("type", kind),
+                f("delay", delay),
+                f("timeout", timeout),
+                f("max_retries", max_retries),
+            ],
+        ),
+        Step::AssociateV1Monitor { pool, monitor } => call(
+            "POST",
+            format!("{lb}/pools/{pool}/health_monitors"),
+            vec![f("id", monitor)],
+        ),
+        Step::DisassociateV1Monitor { pool, monitor } => call(
+            "DELETE",
+            format!("{lb}/pools/{pool}/health_monitors/{monitor}"),
+            Vec::new(),
+        ),
+        Step::DeleteV1Monitor { monitor } => call(
+            "DELETE",
+            format!("{lb}/health_monitors/{monitor}"),
+            Vec::new(),
+        ),
+        Step::CreateV1Vip {
+            name,
+            description,
+            pool,
+            subnet_id,
+            address,
+            protocol,
+            protocol_port,
+            session_persistence,
+            connection_limit,
+        } => {
+            let mut fields = vec![
+                f("name", name),
+                f("description", description),
+                f("pool_id", pool),
+                f("subnet_id", subnet_id),
+                f("protocol", protocol),
+                f("protocol_port", protocol_port),
+                f("connection_limit", connection_limit),
+            ];
+            if let Some(a) = address {
+                fields.push(f("address", a));
+            }
+            if let Some(p) = session_persistence {
+                fields.push(f("session_persistence", p));
+            }
+            call("POST", format!("{lb}/vips"), fields)
+        }
+        Step::UpdateV1Vip {
+            vip,
+            session_persistence,
+            connection_limit,
+        } => call(
+            "PUT",
+            format!("{lb}/vips/{vip}"),
+            vec![
+                f("connection_limit", connection_limit),
+                f(
+                    "session_persistence",
+                    session_persistence.as_deref().unwrap_or("null"),
+                ),
+            ],
+        ),
+        Step::DeleteV1Vip { vip } => call("DELETE", format!("{lb}/vips/{vip}"), Vec::new()),
     }
 }
 
@@ -778,6 +878,20 @@ pub fn title(step: &Step) -> String {
         Step::UpdatePortSecurityGroups { port, .. } => port.clone(),
         Step::DeleteSecurityGroup { group } => group.clone(),
         Step::DeleteSecurityGroupRule { rule } => rule.clone(),
+        Step::CreateV1Pool { name, .. } | Step::CreateV1Vip { name, .. } => name.clone(),
+        Step::CreateV1Monitor { key, .. } => key.clone(),
+        Step::CreateV1Member {
+            address,
+            protocol_port,
+            ..
+        } => format!("{address}:{protocol_port}"),
+        Step::UpdateV1Pool { pool, .. } | Step::DeleteV1Pool { pool } => pool.clone(),
+        Step::AssociateV1Monitor { monitor, .. } => monitor.to_string(),
+        Step::DisassociateV1Monitor { monitor, .. } | Step::DeleteV1Monitor { monitor } => {
+            monitor.clone()
+        }
+        Step::DeleteV1Member { member } => member.clone(),
+        Step::UpdateV1Vip { vip, .. } | Step::DeleteV1Vip { vip } => vip.clone(),
         _ => String::new(),
     };
     if target.is_empty() {
@@ -785,6 +899,46 @@ pub fn title(step: &Step) -> String {
     } else {
         format!("{op} {target}")
     }
+}
+
+/// The LBaaS v1 objects of a Service: pool, its members and monitors, the VIP.
+fn v1_observed_lines(v1: &model::observed::ObservedV1) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(p) = &v1.pool {
+        out.push(format!(
+            "LBaaS v1 pool {} {:?} {} {} {} subnet {}, description {:?}",
+            p.id, p.name, p.status, p.protocol, p.lb_method, p.subnet_id, p.description
+        ));
+    }
+    for m in &v1.members {
+        out.push(format!(
+            "  member {} {}:{}",
+            m.id, m.address, m.protocol_port
+        ));
+    }
+    for m in &v1.monitors {
+        out.push(format!(
+            "  health monitor {} {} delay {}s timeout {}s max_retries {}",
+            m.id, m.kind, m.delay, m.timeout, m.max_retries
+        ));
+    }
+    if let Some(v) = &v1.vip {
+        out.push(format!(
+            "LBaaS v1 VIP {} {:?} {} {}:{} port {} connection_limit {}{}",
+            v.id,
+            v.name,
+            v.status,
+            v.address,
+            v.protocol_port,
+            v.port_id,
+            v.connection_limit,
+            v.session_persistence
+                .as_ref()
+                .map(|p| format!(" session_persistence {p}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 fn observed_lines(lb: &ObservedLoadBalancer) -> Vec<String> {
@@ -953,8 +1107,14 @@ pub fn text(r: &Report) -> String {
                     let _ = writeln!(s, "  {l}");
                 }
             }
+            None if obs.v1.as_ref().is_some_and(|v| v.pool.is_some()) => {}
             None => {
                 let _ = writeln!(s, "  no load balancer for this Service");
+            }
+        }
+        if let Some(v1) = &obs.v1 {
+            for l in v1_observed_lines(v1) {
+                let _ = writeln!(s, "  {l}");
             }
         }
         for fip in &obs.floating_ips {

@@ -326,6 +326,15 @@ impl LbaasV1 {
         )
         .await
     }
+    pub async fn get_health_monitor(&self, id: &str) -> Result<V1HealthMonitor> {
+        self.call(
+            Method::GET,
+            format!("/health_monitors/{}", seg(id)),
+            "health_monitor",
+            None,
+        )
+        .await
+    }
     pub async fn delete_health_monitor(&self, id: &str) -> Result<()> {
         self.delete(format!("/health_monitors/{}", seg(id))).await
     }
