@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 
+pub use crate::drift::CloudPrint;
+
 /// One entry of `status.loadBalancer.ingress`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Ingress {
@@ -54,6 +56,9 @@ pub enum Ensured {
         published: Published,
         notices: Vec<Notice>,
         stages: Stages,
+        /// What this full observation saw, for drift detection at resync (`None`: the backend
+        /// cannot compare, so the Service is only rechecked by the periodic safety net).
+        print: Option<CloudPrint>,
     },
     /// Steps were executed; the engine asks again at once.
     Progressed {
@@ -138,6 +143,16 @@ pub struct Owned {
     pub label: String,
 }
 
+/// What one resync found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resynced {
+    /// Keys (`namespace/name`) of the Services whose cloud state no longer matches their print.
+    pub drifted: Vec<String>,
+    /// This cluster's cloud objects, when the same listing found them (saves orphan
+    /// collection its own calls); `None`: ask [`LoadBalancers::owned`].
+    pub owned: Option<Vec<Owned>>,
+}
+
 /// The load-balancer side as the engine sees it. Implementations must never sleep waiting on
 /// the cloud: a busy load balancer is reported as `Busy`, and the engine reschedules.
 pub trait LoadBalancers: Send + Sync + 'static {
@@ -151,6 +166,29 @@ pub trait LoadBalancers: Send + Sync + 'static {
     /// (the member set and addresses) changes. Pure and cheap: called for every Service on every
     /// Node change.
     fn member_fingerprint(&self, service: &Service, nodes: &[Arc<Node>]) -> u64;
+
+    /// The Nodes changed (or are first known): refresh whatever the backend derives from them
+    /// (node ports, subnets). Called before member fingerprints are recomputed; must cost no
+    /// cloud call when nothing the backend cares about changed.
+    fn nodes_changed(&self, nodes: &[Arc<Node>]) -> impl Future<Output = ()> + Send {
+        let _ = nodes;
+        async {}
+    }
+
+    /// Compare the cloud with the prints of converged Services using a constant number of
+    /// list calls. The default (a backend that cannot compare) calls every Service drifted.
+    fn resync(
+        &self,
+        prints: &[(String, CloudPrint)],
+    ) -> impl Future<Output = Result<Resynced, Failure>> + Send {
+        let drifted = prints.iter().map(|(k, _)| k.clone()).collect();
+        async move {
+            Ok(Resynced {
+                drifted,
+                owned: None,
+            })
+        }
+    }
 
     /// One pass toward the desired load balancer.
     fn ensure(

@@ -27,7 +27,8 @@ use rand::Rng;
 use tracing::{debug, info, warn};
 
 use crate::backend::{
-    Deleted, Ensured, Failure, FailureKind, LoadBalancers, Notice, Owned, OwnedKind, Stages,
+    CloudPrint, Deleted, Ensured, Failure, FailureKind, LoadBalancers, Notice, Owned, OwnedKind,
+    Stages,
 };
 use crate::metrics::{LbState, Metrics};
 use crate::status::{self, Reason, WantedCondition};
@@ -96,6 +97,11 @@ const ERROR_CAP: Duration = Duration::from_secs(300);
 const MAX_PROGRESS_STREAK: u32 = 40;
 /// How long Node events are gathered before member sets are recomputed.
 const NODE_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Every this many resyncs (and never more often than [`FULL_PASS_MIN`]), every managed
+/// Service gets a full pass anyway: the safety net for what no cluster-wide list shows (a
+/// member's weight or admin state edited in place, since pools list only member ids).
+const FULL_PASS_EVERY: u32 = 12;
+const FULL_PASS_MIN: Duration = Duration::from_secs(30 * 60);
 
 /// Errors of one reconcile pass that the engine cannot turn into a condition (Kubernetes API).
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +129,54 @@ struct Memory {
     sent: HashSet<(u64, String, String)>,
     stages: (bool, bool, bool),
     disabled_warned: bool,
+    /// What the last converged pass saw in the cloud; compared at resync.
+    print: Option<CloudPrint>,
+    /// The last pass found the Service invalid (rechecked at resync: it costs no cloud call).
+    invalid: bool,
+}
+
+/// The exact queue depth: Services scheduled for a pass (by a watch event, a Node-driven or
+/// resync trigger, or a requeue of unfinished work) or in one now. Converged Services are not
+/// scheduled at all (no periodic requeue), so they never count.
+#[derive(Debug, Default)]
+pub struct QueueTracker {
+    inner: Mutex<(HashSet<String>, HashSet<String>)>,
+}
+
+impl QueueTracker {
+    fn with<T>(&self, f: impl FnOnce(&mut HashSet<String>, &mut HashSet<String>) -> T) -> usize {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (pending, running) = &mut *g;
+        f(pending, running);
+        pending.union(running).count()
+    }
+    /// A pass was asked for; returns the new depth.
+    pub fn scheduled(&self, key: &str) -> usize {
+        self.with(|p, _| p.insert(key.to_string()))
+    }
+    /// A pass started (the scheduler hands a key over exactly once per run).
+    pub fn started(&self, key: &str) -> usize {
+        self.with(|p, r| {
+            p.remove(key);
+            r.insert(key.to_string())
+        })
+    }
+    /// A pass ended; `requeued`: it asked to run again (now or after a backoff).
+    pub fn finished(&self, key: &str, requeued: bool) -> usize {
+        self.with(|p, r| {
+            r.remove(key);
+            if requeued {
+                p.insert(key.to_string());
+            }
+        })
+    }
+    /// A scheduled key will never run (its object left the cache first).
+    pub fn dropped(&self, key: &str) -> usize {
+        self.with(|p, _| p.remove(key))
+    }
+    pub fn depth(&self) -> usize {
+        self.with(|_, _| ())
+    }
 }
 
 /// Readiness as `/readyz` reports it.
@@ -147,6 +201,7 @@ pub struct Engine<B: LoadBalancers> {
     recorder: Recorder,
     nodes: Store<Node>,
     memory: Mutex<HashMap<String, Memory>>,
+    queue: QueueTracker,
 }
 
 fn input_hash(service: &Service) -> u64 {
@@ -192,7 +247,40 @@ impl<B: LoadBalancers> Engine<B> {
             recorder,
             nodes,
             memory: Mutex::new(HashMap::new()),
+            queue: QueueTracker::default(),
         }
+    }
+
+    fn queue_depth(&self, depth: usize) {
+        self.metrics
+            .set_queue_depth(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    fn key_of(r: &ObjectRef<Service>) -> String {
+        format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name)
+    }
+
+    /// The prints of converged Services, and the keys of invalid ones, for a resync.
+    fn resync_inputs(&self) -> (Vec<(String, CloudPrint)>, Vec<String>) {
+        let map = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let prints = map
+            .iter()
+            .filter_map(|(k, m)| m.print.clone().map(|p| (k.clone(), p)))
+            .collect();
+        let invalid = map
+            .iter()
+            .filter(|(_, m)| m.invalid)
+            .map(|(k, _)| k.clone())
+            .collect();
+        (prints, invalid)
+    }
+
+    /// Make the next pass of `key` a full one (observe the cloud again).
+    fn forget_convergence(&self, key: &str) {
+        self.with_memory(key, |m| {
+            m.converged = None;
+            m.print = None;
+        });
     }
 
     fn with_memory<T>(&self, key: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
@@ -388,7 +476,7 @@ impl<B: LoadBalancers> Engine<B> {
             // Our own status/annotation writes come back as watch events; the cloud was just
             // found converged for exactly this input, so asking it again would be waste.
             debug!(service = %key, "unchanged since last converged pass");
-            return Ok(Action::requeue(self.settings.resync_period));
+            return Ok(Action::await_change());
         }
         let held = self.with_memory(&key, |m| match m.hold {
             Some((i, f, until)) if i == input && f == fingerprint && Instant::now() < until => {
@@ -419,6 +507,7 @@ impl<B: LoadBalancers> Engine<B> {
                 published,
                 notices,
                 stages,
+                print,
             }) => {
                 self.metrics.reconciled("ensure", "ready", seconds);
                 self.notices(&service, &notices).await;
@@ -469,6 +558,8 @@ impl<B: LoadBalancers> Engine<B> {
                     m.progress_streak = 0;
                     m.converged = Some((input_after, fingerprint, Instant::now()));
                     m.hold = None;
+                    m.print = print;
+                    m.invalid = false;
                     m.episode.take()
                 });
                 match episode {
@@ -502,7 +593,9 @@ impl<B: LoadBalancers> Engine<B> {
                     None => debug!(service = %key, "load balancer already matches"),
                 }
                 self.metrics.set_state(&key, Some(LbState::Ready));
-                Ok(Action::requeue(self.settings.resync_period))
+                // No periodic requeue: the resync compares the cloud for all Services at once
+                // and enqueues only those that drifted.
+                Ok(Action::await_change())
             }
             Ok(Ensured::Progressed {
                 steps,
@@ -519,6 +612,8 @@ impl<B: LoadBalancers> Engine<B> {
                     m.error_attempts = 0;
                     m.progress_streak += 1;
                     m.converged = None;
+                    m.print = None;
+                    m.invalid = false;
                     m.hold = None;
                     let first = m.episode.is_none();
                     if first {
@@ -568,6 +663,7 @@ impl<B: LoadBalancers> Engine<B> {
                 self.record_stages(&service, stages, false);
                 let attempt = self.with_memory(&key, |m| {
                     m.converged = None;
+                    m.print = None;
                     m.busy_attempts += 1;
                     m.busy_attempts - 1
                 });
@@ -609,11 +705,14 @@ impl<B: LoadBalancers> Engine<B> {
                 .await?;
                 self.with_memory(&key, |m| {
                     m.converged = None;
+                    m.print = None;
+                    m.invalid = true;
                     m.episode = None;
                 });
                 self.metrics.set_state(&key, Some(LbState::Invalid));
-                // Fixing the Service is a watch event; the resync catches cloud-side causes.
-                Ok(Action::requeue(self.settings.resync_period))
+                // Fixing the Service is a watch event; the resync re-enqueues invalid Services
+                // for cloud-side causes (they cost no cloud call).
+                Ok(Action::await_change())
             }
             Err(failure) => {
                 self.metrics.reconciled("ensure", "error", seconds);
@@ -638,6 +737,7 @@ impl<B: LoadBalancers> Engine<B> {
         let input = input_hash(service);
         let attempt = self.with_memory(key, |m| {
             m.converged = None;
+            m.print = None;
             m.error_attempts += 1;
             m.error_attempts - 1
         });
@@ -836,9 +936,17 @@ pub async fn run<B: LoadBalancers>(
         })
         .touched_objects();
 
-    let services: Api<Service> = Api::all(client.clone());
+    let engine = Arc::new(Engine::new(
+        client.clone(),
+        backend,
+        settings,
+        metrics,
+        node_reader.clone(),
+    ));
+    let services: Api<Service> = Api::all(client);
     let (service_reader, service_writer) = reflector::store::<Service>();
     let services_synced = synced_tx.clone();
+    let watch_engine = engine.clone();
     let service_stream = watcher(services, watcher::Config::default())
         .default_backoff()
         .reflect(service_writer)
@@ -847,27 +955,36 @@ pub async fn run<B: LoadBalancers>(
                 services_synced.send_modify(|s| s.1 = true);
             }
         })
-        .applied_objects();
+        .applied_objects()
+        .inspect(move |r| {
+            // Every applied object schedules a pass of its key.
+            if let Ok(svc) = r {
+                let depth = watch_engine.queue.scheduled(&status::key(svc));
+                watch_engine.queue_depth(depth);
+            }
+        });
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<Service>>();
-    let concurrency = settings.concurrency.max(1);
-    let resync = settings.resync_period;
+    let concurrency = engine.settings.concurrency.max(1);
     let controller = Controller::for_stream(service_stream, service_reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_on(trigger_rx)
-        .reconcile_all_on(resync_ticks(resync))
         .graceful_shutdown_on(shutdown);
     let service_store = controller.store();
-    let engine = Arc::new(Engine::new(
-        client,
-        backend,
-        settings,
-        metrics,
-        node_reader.clone(),
-    ));
+    let enqueue = {
+        let engine = engine.clone();
+        let tx = trigger_tx.clone();
+        move |r: ObjectRef<Service>| {
+            let depth = engine.queue.scheduled(&Engine::<B>::key_of(&r));
+            engine.queue_depth(depth);
+            tx.unbounded_send(r).is_ok()
+        }
+    };
 
-    // Node side: gather events briefly, then re-enqueue only Services whose set moved.
+    // Node side: gather events briefly, let the backend refresh what it derives from Nodes,
+    // then re-enqueue only Services whose set moved.
     let node_engine = engine.clone();
     let node_services = service_store.clone();
+    let node_enqueue = enqueue.clone();
     let node_task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(node_stream.ready_chunks(1024));
         while let Some(batch) = stream.next().await {
@@ -877,10 +994,14 @@ pub async fn run<B: LoadBalancers>(
                 }
             }
             tokio::time::sleep(NODE_DEBOUNCE).await;
+            node_engine
+                .backend
+                .nodes_changed(&node_engine.nodes.state())
+                .await;
             let changed = node_engine.changed_member_sets(&node_services.state());
             for r in changed {
-                info!(service = %format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name), "member set changed; enqueued");
-                if trigger_tx.unbounded_send(r).is_err() {
+                info!(service = %Engine::<B>::key_of(&r), "member set changed; enqueued");
+                if !node_enqueue(r) {
                     return;
                 }
             }
@@ -896,26 +1017,31 @@ pub async fn run<B: LoadBalancers>(
         }
     });
 
-    let gc_task = if engine.settings.gc_orphans && engine.backend.disabled().is_none() {
-        let gc_engine = engine.clone();
-        let gc_services = service_store.clone();
+    let resync_task = if engine.backend.disabled().is_none() {
+        let resync_engine = engine.clone();
+        let resync_services = service_store.clone();
+        let resync_enqueue = enqueue.clone();
         let mut synced = synced_rx.clone();
         Some(tokio::spawn(async move {
             if synced.wait_for(|(n, s)| *n && *s).await.is_err() {
                 return;
             }
-            let period = gc_engine.settings.resync_period.max(Duration::from_secs(1));
+            let period = resync_engine
+                .settings
+                .resync_period
+                .max(Duration::from_secs(1));
+            let full_every = (period * FULL_PASS_EVERY).max(FULL_PASS_MIN);
+            let mut last_full = Instant::now();
             let mut seen = HashMap::new();
             loop {
                 tokio::time::sleep(period).await;
-                collect_orphans(
-                    gc_engine.backend.as_ref(),
-                    &gc_services.state(),
-                    &gc_engine.settings,
-                    &gc_engine.metrics,
-                    &mut seen,
-                )
-                .await;
+                let full = last_full.elapsed() >= full_every;
+                if full {
+                    last_full = Instant::now();
+                }
+                resync_engine
+                    .resync(&resync_services.state(), full, &mut seen, &resync_enqueue)
+                    .await;
             }
         }))
     } else {
@@ -924,30 +1050,120 @@ pub async fn run<B: LoadBalancers>(
 
     let reconcile_engine = engine.clone();
     let policy_engine = engine.clone();
+    let result_engine = engine.clone();
     controller
         .run(
             move |svc, _ctx: Arc<()>| {
                 let engine = reconcile_engine.clone();
                 async move {
+                    let key = status::key(&svc);
+                    engine.queue_depth(engine.queue.started(&key));
                     engine.metrics.in_flight().inc();
                     let r = engine.reconcile(svc).await;
                     engine.metrics.in_flight().dec();
+                    // An error always gets a requeue from the error policy.
+                    let requeued = r.as_ref().map_or(true, |a| *a != Action::await_change());
+                    engine.queue_depth(engine.queue.finished(&key, requeued));
                     r
                 }
             },
             move |svc, err, _ctx| policy_engine.error_policy(&svc, err),
             Arc::new(()),
         )
-        .for_each(|res| async move {
-            if let Err(err) = res {
-                debug!(error = %err, "controller event");
+        .for_each(|res| {
+            let engine = result_engine.clone();
+            async move {
+                match res {
+                    Err(kube::runtime::controller::Error::ObjectNotFound(r)) => {
+                        let key =
+                            format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name);
+                        let depth = engine.queue.dropped(&key);
+                        engine.queue_depth(depth);
+                    }
+                    Err(err) => debug!(error = %err, "controller event"),
+                    Ok(_) => {}
+                }
             }
         })
         .await;
     node_task.abort();
     sync_task.abort();
-    if let Some(t) = gc_task {
+    if let Some(t) = resync_task {
         t.abort();
+    }
+}
+
+impl<B: LoadBalancers> Engine<B> {
+    /// One resync round: compare the cloud with every converged Service's print through one
+    /// cluster-wide listing and enqueue only those that drifted (plus invalid ones, which cost
+    /// no cloud call; plus everything on a `full` round), then collect orphans from the same
+    /// listing.
+    async fn resync(
+        &self,
+        services: &[Arc<Service>],
+        full: bool,
+        seen: &mut HashMap<Owned, Instant>,
+        enqueue: &impl Fn(ObjectRef<Service>) -> bool,
+    ) {
+        let (prints, invalid) = self.resync_inputs();
+        let by_key: HashMap<String, &Arc<Service>> =
+            services.iter().map(|s| (status::key(s), s)).collect();
+        let mut wanted: Vec<String> = invalid;
+        let mut owned = None;
+        if full {
+            info!(
+                services = by_key.len(),
+                "resync: full pass for every Service"
+            );
+            wanted.extend(by_key.keys().cloned());
+        } else {
+            match self.backend.resync(&prints).await {
+                Ok(r) => {
+                    info!(compared = prints.len(), drifted = r.drifted.len(), "resync");
+                    for k in &r.drifted {
+                        info!(service = %k, "cloud drifted from the converged state; enqueued");
+                    }
+                    wanted.extend(r.drifted);
+                    owned = r.owned;
+                }
+                Err(e) => {
+                    // Nothing could be compared: a full pass is the only safe answer.
+                    warn!(error = %e.message, "resync listing failed; every Service gets a full pass");
+                    wanted.extend(prints.into_iter().map(|(k, _)| k));
+                }
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        for k in wanted {
+            let Some(svc) = by_key.get(&k) else { continue };
+            self.forget_convergence(&k);
+            if !enqueue(ObjectRef::from_obj(svc.as_ref())) {
+                return;
+            }
+        }
+        if self.settings.gc_orphans {
+            let owned = match owned {
+                Some(o) => Ok(o),
+                None => self.backend.owned().await,
+            };
+            match owned {
+                Ok(owned) => {
+                    collect_orphans(
+                        &*self.backend,
+                        owned,
+                        services,
+                        &self.settings,
+                        &self.metrics,
+                        seen,
+                    )
+                    .await
+                }
+                Err(e) => {
+                    warn!(error = %e.message, "cannot list this cluster's cloud objects for orphan collection")
+                }
+            }
+        }
     }
 }
 
@@ -1001,18 +1217,12 @@ pub fn find_orphans(owned: &[Owned], services: &[Arc<Service>], class: Option<&s
 /// One orphan-collection round; `seen` remembers when each orphan was first noticed.
 async fn collect_orphans<B: LoadBalancers>(
     backend: &B,
+    owned: Vec<Owned>,
     services: &[Arc<Service>],
     settings: &Settings,
     metrics: &Metrics,
     seen: &mut HashMap<Owned, Instant>,
 ) {
-    let owned = match backend.owned().await {
-        Ok(o) => o,
-        Err(e) => {
-            warn!(error = %e.message, "cannot list this cluster's cloud objects for orphan collection");
-            return;
-        }
-    };
     let orphans = find_orphans(&owned, services, settings.class.as_deref());
     for kind in [OwnedKind::LoadBalancer, OwnedKind::FloatingIp] {
         metrics.set_orphans(
@@ -1038,14 +1248,6 @@ async fn collect_orphans<B: LoadBalancers>(
             }
         }
     }
-}
-
-fn resync_ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
-    let period = period.max(Duration::from_secs(1));
-    futures::stream::unfold((), move |()| async move {
-        tokio::time::sleep(period).await;
-        Some(((), ()))
-    })
 }
 
 #[cfg(test)]
@@ -1153,7 +1355,15 @@ mod tests {
             ..Settings::default()
         };
         let mut seen = HashMap::new();
-        collect_orphans(&backend, &[], &settings, &metrics, &mut seen).await;
+        collect_orphans(
+            &backend,
+            backend.owned.clone(),
+            &[],
+            &settings,
+            &metrics,
+            &mut seen,
+        )
+        .await;
         assert!(
             backend.deleted.lock().unwrap().is_empty(),
             "first sighting only reports"
@@ -1162,7 +1372,15 @@ mod tests {
             .encode()
             .contains("olbc_orphans{kind=\"loadbalancer\"} 1"));
         settings.orphan_grace = Duration::ZERO;
-        collect_orphans(&backend, &[], &settings, &metrics, &mut seen).await;
+        collect_orphans(
+            &backend,
+            backend.owned.clone(),
+            &[],
+            &settings,
+            &metrics,
+            &mut seen,
+        )
+        .await;
         assert_eq!(
             *backend.deleted.lock().unwrap(),
             vec!["lb-gone".to_string()]
@@ -1171,6 +1389,7 @@ mod tests {
         let mut seen = HashMap::new();
         collect_orphans(
             &backend,
+            backend.owned.clone(),
             &[svc("shop", "gone", "LoadBalancer", &[])],
             &settings,
             &metrics,
@@ -1178,6 +1397,29 @@ mod tests {
         )
         .await;
         assert_eq!(backend.deleted.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn queue_depth_counts_scheduled_and_running_keys_once() {
+        let q = QueueTracker::default();
+        assert_eq!(q.scheduled("a/x"), 1);
+        assert_eq!(q.scheduled("a/x"), 1, "deduplicated like the scheduler");
+        assert_eq!(q.scheduled("a/y"), 2);
+        assert_eq!(q.started("a/x"), 2);
+        // An event while running: counted once, and still queued after the run.
+        assert_eq!(q.scheduled("a/x"), 2);
+        assert_eq!(q.finished("a/x", false), 2);
+        assert_eq!(q.started("a/x"), 2);
+        assert_eq!(q.finished("a/x", false), 1);
+        // A busy LB: requeued after a backoff, so still queued.
+        assert_eq!(q.started("a/y"), 1);
+        assert_eq!(q.finished("a/y", true), 1);
+        assert_eq!(q.started("a/y"), 1);
+        assert_eq!(q.finished("a/y", false), 0);
+        // A key whose object vanished before its turn.
+        assert_eq!(q.scheduled("a/z"), 1);
+        assert_eq!(q.dropped("a/z"), 0);
+        assert_eq!(q.depth(), 0);
     }
 
     #[test]

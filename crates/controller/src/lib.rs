@@ -5,7 +5,9 @@
 
 pub mod backend;
 pub mod discovery;
+pub mod drift;
 pub mod engine;
+pub mod inventory;
 pub mod leader;
 pub mod metrics;
 pub mod openstack_cloud;
@@ -15,8 +17,8 @@ pub mod server;
 pub mod status;
 
 pub use backend::{
-    Deleted, Disabled, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Published,
-    Stages,
+    CloudPrint, Deleted, Disabled, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice,
+    Published, Resynced, Stages,
 };
 pub use engine::{Health, Settings};
 pub use metrics::Metrics;

@@ -1,4 +1,5 @@
-//! The controller's Prometheus metrics (SPEC §7): reconciles, queue depth, load balancers by
+//! The controller's Prometheus metrics (SPEC §7): reconciles, queue depth (exact, fed by the
+//! engine's queue tracker), load balancers by
 //! state, time to external IP by stage, oldest pending deletion. Owns the registry that
 //! `/metrics` serves; other crates (the OpenStack client's request metrics) register into it
 //! through [`Metrics::registry_mut`] before serving starts. Must not know about OpenStack.
@@ -113,7 +114,7 @@ impl Metrics {
         let queue_depth = Gauge::default();
         registry.register(
             "queue_depth",
-            "Services not yet converged (waiting for another pass or in one)",
+            "Services scheduled for a reconcile pass (by an event, a trigger or a requeue) or in one now",
             queue_depth.clone(),
         );
         let in_flight = Gauge::default();
@@ -217,7 +218,7 @@ impl Metrics {
     }
 
     /// Record a Service's state; `None` forgets it (no longer managed). Refreshes the by-state
-    /// gauge and the queue depth (everything not ready/invalid/disabled is still in the queue).
+    /// gauge.
     pub fn set_state(&self, key: &str, state: Option<LbState>) {
         let Ok(mut states) = self.states.lock() else {
             return;
@@ -239,10 +240,11 @@ impl Metrics {
                 .get_or_create(&vec![("state".into(), s.as_str().into())])
                 .set(counts.get(&s).copied().unwrap_or(0));
         }
-        let pending = counts.get(&LbState::Provisioning).copied().unwrap_or(0)
-            + counts.get(&LbState::Error).copied().unwrap_or(0)
-            + counts.get(&LbState::Deleting).copied().unwrap_or(0);
-        self.queue_depth.set(pending);
+    }
+
+    /// The exact number of Services scheduled for a pass or in one (the engine's tracker).
+    pub fn set_queue_depth(&self, depth: i64) {
+        self.queue_depth.set(depth);
     }
 }
 
@@ -269,7 +271,9 @@ mod tests {
             text.contains("olbc_managed_load_balancers{state=\"ready\"} 1"),
             "{text}"
         );
-        assert!(text.contains("olbc_queue_depth 1"), "{text}");
+        assert!(text.contains("olbc_queue_depth 0"), "{text}");
+        m.set_queue_depth(3);
+        assert!(m.encode().contains("olbc_queue_depth 3"));
         assert!(
             text.contains("olbc_reconciles_total{operation=\"ensure\",outcome=\"ready\"} 1"),
             "{text}"

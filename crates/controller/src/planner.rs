@@ -5,9 +5,10 @@
 //! openstack crate. Must not know about HTTP or Kubernetes writes.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use model::config::CloudConfig;
@@ -16,10 +17,14 @@ use model::plan::Wait;
 use model::spec::{FipIntent, IpMode};
 use model::{CloudFeatures, DeleteIntent, Environment, Observed, Plan, Step};
 
+use tracing::{info, warn};
+
 use crate::backend::{
-    Deleted, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Owned, OwnedKind,
-    Published, Stages,
+    CloudPrint, Deleted, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Owned,
+    OwnedKind, Published, Resynced, Stages,
 };
+use crate::drift::{self, Resync, SnapshotRequest};
+use crate::inventory::{self, Inventory, NodeAddress, Scan, ScanRequest};
 use crate::status::ANN_LB_ID;
 
 /// What to look up for one Service: enough to find its LB, its FIPs and its security group
@@ -125,9 +130,22 @@ pub struct Context {
     pub env: Environment,
 }
 
-pub struct Planner<C: Cloud> {
+/// The last node scan ([`Inventory::scan`]) and what it was for.
+#[derive(Debug, Default)]
+struct NodeScan {
+    /// The nodes (name, InternalIP) scanned for; a change of this set triggers a new scan.
+    nodes: Option<Vec<NodeAddress>>,
+    /// The last scan failed: the next resync tries again.
+    failed: bool,
+    scan: Scan,
+}
+
+pub struct Planner<C: Cloud + Inventory + Resync> {
     pub(crate) cloud: Arc<C>,
     pub(crate) ctx: RwLock<Arc<Context>>,
+    scan: Mutex<NodeScan>,
+    /// Serialises scans, so two Node batches never scan at once.
+    scanning: tokio::sync::Mutex<()>,
 }
 
 fn failure(e: CloudError) -> Failure {
@@ -235,12 +253,107 @@ fn lb_id_annotation(service: &Service) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-impl<C: Cloud> Planner<C> {
+impl<C: Cloud + Inventory + Resync> Planner<C> {
     pub fn new(cloud: Arc<C>, ctx: Context) -> Self {
         Planner {
             cloud,
             ctx: RwLock::new(Arc::new(ctx)),
+            scan: Mutex::new(NodeScan::default()),
+            scanning: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn scan_state<T>(&self, f: impl FnOnce(&mut NodeScan) -> T) -> T {
+        f(&mut self.scan.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Find the node ports (`manage-security-groups`) and the second family's subnet
+    /// (additional VIPs) for this node set, unless it was already scanned. Costs a constant
+    /// number of list calls per change of the set of (node, InternalIP), none otherwise.
+    pub async fn refresh_nodes<N: std::borrow::Borrow<Node> + Sync>(&self, nodes: &[N]) {
+        let addresses = inventory::node_addresses(nodes);
+        self.scan_nodes(addresses, false).await;
+    }
+
+    async fn scan_nodes(&self, addresses: Vec<NodeAddress>, force: bool) {
+        let ctx = self.context();
+        let req = ScanRequest {
+            nodes: addresses.clone(),
+            node_ports: ctx.config.load_balancer.manage_security_groups,
+            secondary_subnet: ctx.features.additional_vips,
+            vip_subnet_id: ctx.config.load_balancer.placement.subnet_id.clone(),
+            vip_network_id: ctx.config.load_balancer.placement.network_id.clone(),
+        };
+        if !req.node_ports && !req.secondary_subnet {
+            return;
+        }
+        let _one_at_a_time = self.scanning.lock().await;
+        let fresh =
+            self.scan_state(|s| !force && !s.failed && s.nodes.as_ref() == Some(&addresses));
+        if fresh {
+            return;
+        }
+        match self.cloud.scan(&req).await {
+            Ok(scan) => {
+                info!(
+                    nodes = addresses.len(),
+                    node_ports = scan.node_ports.len(),
+                    secondary_subnet = ?scan.secondary_subnet_id,
+                    "node scan"
+                );
+                let mut next = (*self.context()).clone();
+                if req.node_ports {
+                    next.env.node_port_ids = scan.node_ports.clone();
+                }
+                if req.secondary_subnet {
+                    next.env.node_subnet_id_secondary = scan.secondary_subnet_id.clone();
+                }
+                self.set_context(next);
+                self.scan_state(|s| {
+                    s.nodes = Some(addresses);
+                    s.failed = false;
+                    s.scan = scan;
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot scan the nodes' ports and subnets; tried again at the next resync");
+                self.scan_state(|s| {
+                    s.nodes = Some(addresses);
+                    s.failed = true;
+                });
+            }
+        }
+    }
+
+    /// The node ports whose security groups a plan about group `group` may change: every
+    /// known node's port, and any other port of the nodes' network seen carrying the group
+    /// (a node that left the cluster).
+    fn ports_to_read(&self, group: Option<&str>) -> Vec<String> {
+        let ctx = self.context();
+        let mut ids: BTreeSet<String> = ctx.env.node_port_ids.values().cloned().collect();
+        if let Some(g) = group {
+            self.scan_state(|s| {
+                for (port, groups) in &s.scan.port_groups {
+                    if groups.iter().any(|x| x == g) {
+                        ids.insert(port.clone());
+                    }
+                }
+            });
+        }
+        ids.into_iter().collect()
+    }
+
+    async fn read_node_ports(&self, observed: &mut Observed, wanted: bool) -> Result<(), Failure> {
+        let group = observed.security_group.as_ref().map(|g| g.id.clone());
+        if !wanted && group.is_none() {
+            return Ok(());
+        }
+        let ids = self.ports_to_read(group.as_deref());
+        if ids.is_empty() {
+            return Ok(());
+        }
+        observed.node_ports = self.cloud.ports(&ids).await.map_err(failure)?;
+        Ok(())
     }
 
     pub fn context(&self) -> Arc<Context> {
@@ -277,6 +390,28 @@ impl<C: Cloud> Planner<C> {
     }
 }
 
+impl<C: Cloud + Inventory + Resync> Planner<C> {
+    fn owned_from(&self, tagged: Vec<Tagged>) -> Vec<Owned> {
+        let ctx = self.context();
+        tagged
+            .into_iter()
+            .map(|t| Owned {
+                service: match t.kind {
+                    OwnedKind::LoadBalancer => {
+                        service_of_lb_name(&ctx.env.cluster_name, &t.name_or_description)
+                    }
+                    OwnedKind::FloatingIp => {
+                        service_of_fip_description(&ctx.env.cluster_name, &t.name_or_description)
+                    }
+                },
+                kind: t.kind,
+                id: t.id,
+                label: t.label,
+            })
+            .collect()
+    }
+}
+
 fn busy_status(plan: &Plan, observed: &Observed) -> String {
     match &plan.wait {
         Some(Wait::LoadBalancerBusy { status }) => status.clone(),
@@ -288,13 +423,17 @@ fn busy_status(plan: &Plan, observed: &Observed) -> String {
     }
 }
 
-impl<C: Cloud> LoadBalancers for Planner<C> {
+impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
     fn member_fingerprint(&self, service: &Service, nodes: &[Arc<Node>]) -> u64 {
         let mut h = DefaultHasher::new();
         match self.desired(service, nodes) {
-            Ok(spec) => serde_json::to_string(&spec.listeners)
-                .unwrap_or_default()
-                .hash(&mut h),
+            Ok(spec) => {
+                serde_json::to_string(&spec.listeners)
+                    .unwrap_or_default()
+                    .hash(&mut h);
+                // The node ports carrying the Service's group follow the member nodes too.
+                spec.security_group.map(|g| g.port_ids).hash(&mut h);
+            }
             Err(invalid) => invalid
                 .iter()
                 .map(|i| i.to_string())
@@ -343,6 +482,9 @@ impl<C: Cloud> LoadBalancers for Planner<C> {
                 stages: stages(&observed),
             });
         }
+        let mut observed = observed;
+        self.read_node_ports(&mut observed, spec.security_group.is_some())
+            .await?;
         let plan = model::plan(&spec, &observed);
         if !plan.invalid.is_empty() {
             return Ok(Ensured::Invalid {
@@ -362,6 +504,7 @@ impl<C: Cloud> LoadBalancers for Planner<C> {
                 published: published(&plan),
                 notices,
                 stages,
+                print: Some(drift::print(&observed, &spec.cluster_tag)),
             });
         }
         let created = plan
@@ -382,26 +525,48 @@ impl<C: Cloud> LoadBalancers for Planner<C> {
         }
     }
 
+    async fn nodes_changed(&self, nodes: &[Arc<Node>]) {
+        self.refresh_nodes(nodes).await;
+    }
+
+    async fn resync(&self, prints: &[(String, CloudPrint)]) -> Result<Resynced, Failure> {
+        let retry = self.scan_state(|s| s.failed.then(|| s.nodes.clone().unwrap_or_default()));
+        if let Some(nodes) = retry {
+            self.scan_nodes(nodes, true).await;
+        }
+        let ctx = self.context();
+        if ctx.features.generation == model::Generation::NeutronV1 {
+            // No print is ever taken there (v1 objects are not listed here); nothing to compare.
+            return Ok(Resynced {
+                drifted: prints.iter().map(|(k, _)| k.clone()).collect(),
+                owned: None,
+            });
+        }
+        let tag = model::naming::cluster_tag(&ctx.env.cluster_uid);
+        let network = self.scan_state(|s| s.scan.network_id.clone());
+        let req = SnapshotRequest::for_prints(
+            tag,
+            ctx.env.project_id.clone(),
+            network,
+            prints.iter().map(|(_, p)| p),
+        );
+        let snapshot = self.cloud.snapshot(&req).await.map_err(failure)?;
+        let drifted = prints
+            .iter()
+            .filter(|(_, p)| snapshot.differs(p))
+            .map(|(k, _)| k.clone())
+            .collect();
+        Ok(Resynced {
+            drifted,
+            owned: Some(self.owned_from(snapshot.tagged)),
+        })
+    }
+
     async fn owned(&self) -> Result<Vec<Owned>, Failure> {
         let ctx = self.context();
         let tag = model::naming::cluster_tag(&ctx.env.cluster_uid);
         let tagged = self.cloud.list_tagged(&tag).await.map_err(failure)?;
-        Ok(tagged
-            .into_iter()
-            .map(|t| Owned {
-                service: match t.kind {
-                    OwnedKind::LoadBalancer => {
-                        service_of_lb_name(&ctx.env.cluster_name, &t.name_or_description)
-                    }
-                    OwnedKind::FloatingIp => {
-                        service_of_fip_description(&ctx.env.cluster_name, &t.name_or_description)
-                    }
-                },
-                kind: t.kind,
-                id: t.id,
-                label: t.label,
-            })
-            .collect())
+        Ok(self.owned_from(tagged))
     }
 
     async fn delete_owned(&self, owned: &Owned) -> Result<(), Failure> {
@@ -425,7 +590,8 @@ impl<C: Cloud> LoadBalancers for Planner<C> {
                 .manage_security_groups
                 .then(|| model::naming::security_group_name(&intent.lb_name)),
         };
-        let observed = self.cloud.observe(&lookup).await.map_err(failure)?;
+        let mut observed = self.cloud.observe(&lookup).await.map_err(failure)?;
+        self.read_node_ports(&mut observed, false).await?;
         let plan = model::plan_delete(&intent, &observed);
         if plan.is_empty() {
             if plan.wait.is_some() {
@@ -453,7 +619,7 @@ mod tests {
         NodeAddress, NodeCondition, NodeSpec, NodeStatus, ServicePort, ServiceSpec,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use model::observed::ObservedFloatingIp;
+    use model::observed::{ObservedFloatingIp, ObservedPort};
     use model::{Gate, PlannedStep};
 
     /// A cloud simulated with `model::apply`; after each mutation the LB stays locked for
@@ -466,6 +632,45 @@ mod tests {
         executed: Mutex<Vec<Step>>,
         observes: Mutex<u32>,
         fail_next: Mutex<Option<CloudError>>,
+        scan: Mutex<Scan>,
+        scans: Mutex<u32>,
+        port_reads: Mutex<u32>,
+        snapshots: Mutex<u32>,
+    }
+
+    impl Inventory for SimCloud {
+        async fn scan(&self, req: &ScanRequest) -> Result<Scan, CloudError> {
+            *self.scans.lock().unwrap() += 1;
+            let mut scan = self.scan.lock().unwrap().clone();
+            // Only nodes that exist get a port, as in a cloud.
+            scan.node_ports
+                .retain(|name, _| req.nodes.iter().any(|n| &n.name == name));
+            Ok(scan)
+        }
+
+        async fn ports(&self, ids: &[String]) -> Result<Vec<ObservedPort>, CloudError> {
+            *self.port_reads.lock().unwrap() += 1;
+            Ok(self
+                .state
+                .lock()
+                .unwrap()
+                .node_ports
+                .iter()
+                .filter(|p| ids.contains(&p.id))
+                .cloned()
+                .collect())
+        }
+    }
+
+    impl Resync for SimCloud {
+        async fn snapshot(
+            &self,
+            _req: &SnapshotRequest,
+        ) -> Result<crate::drift::Snapshot, CloudError> {
+            *self.snapshots.lock().unwrap() += 1;
+            let state = self.state.lock().unwrap().clone();
+            Ok(crate::drift::Snapshot::of_observed(&[&state]))
+        }
     }
 
     impl Cloud for SimCloud {
@@ -787,6 +992,244 @@ mod tests {
         );
         assert_eq!(state.floating_ips.len(), 1);
         assert_eq!(state.floating_ips[0].id, "users-fip");
+    }
+
+    fn sg_planner(cloud: Arc<SimCloud>) -> Planner<SimCloud> {
+        let text = "[Global]\nauth-url=http://127.0.0.1:5000/v3\nusername=u\npassword=p\nproject-name=p\ndomain-name=Default\n\
+                    [LoadBalancer]\nsubnet-id=11111111-1111-1111-1111-111111111111\n\
+                    floating-network-id=22222222-2222-2222-2222-222222222222\nmanage-security-groups=true\n";
+        Planner::new(
+            cloud,
+            Context {
+                config: CloudConfig::parse(text).unwrap().0,
+                features: CloudFeatures::octavia(2, 26, Some("amphora")),
+                env: Environment::new("kubernetes", "uid-1"),
+            },
+        )
+    }
+
+    fn port(id: &str, groups: &[&str], rev: u64) -> ObservedPort {
+        ObservedPort {
+            id: id.into(),
+            security_groups: groups.iter().map(|g| g.to_string()).collect(),
+            revision_number: rev,
+        }
+    }
+
+    fn sg_cloud() -> Arc<SimCloud> {
+        let cloud = SimCloud::default();
+        *cloud.scan.lock().unwrap() = Scan {
+            node_ports: [("n1", "port-1"), ("n2", "port-2"), ("n3", "port-3")]
+                .iter()
+                .map(|(n, p)| (n.to_string(), p.to_string()))
+                .collect(),
+            ..Scan::default()
+        };
+        cloud.state.lock().unwrap().node_ports = vec![
+            port("port-1", &["users-1"], 3),
+            port("port-2", &[], 1),
+            port("port-3", &["users-3"], 7),
+        ];
+        Arc::new(cloud)
+    }
+
+    fn groups_of(cloud: &SimCloud, port: &str) -> Vec<String> {
+        let state = cloud.state.lock().unwrap();
+        let p = state.node_ports.iter().find(|p| p.id == port).unwrap();
+        p.security_groups.clone()
+    }
+
+    #[tokio::test]
+    async fn security_group_follows_member_nodes_and_keeps_users_groups() {
+        let cloud = sg_cloud();
+        let p = sg_planner(cloud.clone());
+        let three = vec![
+            node("n1", "127.0.1.1"),
+            node("n2", "127.0.1.2"),
+            node("n3", "127.0.1.3"),
+        ];
+        p.refresh_nodes(&three).await;
+        // The same node set again costs no scan.
+        p.refresh_nodes(&three).await;
+        assert_eq!(*cloud.scans.lock().unwrap(), 1);
+        assert_eq!(p.context().env.node_port_ids.len(), 3);
+
+        let svc = service(&[]);
+        p.ensure(&svc, &three).await.unwrap();
+        give_vip_ports(&cloud);
+        converge(&p, &svc, &three).await;
+        let group = cloud
+            .state
+            .lock()
+            .unwrap()
+            .security_group
+            .clone()
+            .unwrap()
+            .id;
+        assert_eq!(
+            groups_of(&cloud, "port-1"),
+            vec!["users-1".to_string(), group.clone()]
+        );
+        assert_eq!(groups_of(&cloud, "port-2"), vec![group.clone()]);
+        assert_eq!(
+            groups_of(&cloud, "port-3"),
+            vec!["users-3".to_string(), group.clone()]
+        );
+        let reads = *cloud.port_reads.lock().unwrap();
+        let passes = *cloud.observes.lock().unwrap();
+        assert!(
+            reads <= passes,
+            "one batched port read per pass at most ({reads} > {passes})"
+        );
+
+        // The user edits a node port behind our back (new group, new revision): the next
+        // change is planned on a fresh read of the port, so their edit survives it.
+        {
+            let mut state = cloud.state.lock().unwrap();
+            let p3 = state
+                .node_ports
+                .iter_mut()
+                .find(|p| p.id == "port-3")
+                .unwrap();
+            p3.security_groups.insert(0, "users-new".into());
+            p3.revision_number += 1;
+        }
+        // n3 becomes NotReady: our group leaves its port, the user's stay.
+        let mut not_ready = three[2].as_ref().clone();
+        not_ready
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "False".into();
+        let changed = vec![three[0].clone(), three[1].clone(), Arc::new(not_ready)];
+        assert_ne!(
+            p.member_fingerprint(&svc, &three),
+            p.member_fingerprint(&svc, &changed),
+            "the port set is part of the member fingerprint"
+        );
+        converge(&p, &svc, &changed).await;
+        assert_eq!(
+            groups_of(&cloud, "port-3"),
+            vec!["users-new".to_string(), "users-3".to_string()]
+        );
+
+        // n2 is deleted from the cluster while its VM (port) lives: the last scan saw the port
+        // carrying our group, so it is still cleaned.
+        cloud.scan.lock().unwrap().port_groups = [
+            ("port-1".to_string(), groups_of(&cloud, "port-1")),
+            ("port-2".to_string(), groups_of(&cloud, "port-2")),
+        ]
+        .into_iter()
+        .collect();
+        let one = vec![three[0].clone()];
+        p.refresh_nodes(&one).await;
+        converge(&p, &svc, &one).await;
+        assert!(groups_of(&cloud, "port-2").is_empty());
+
+        // Deleting the Service detaches the group everywhere and deletes it.
+        for _ in 0..20 {
+            if matches!(p.delete(&svc).await.unwrap(), Deleted::Gone) {
+                break;
+            }
+        }
+        assert!(cloud.state.lock().unwrap().security_group.is_none());
+        assert_eq!(groups_of(&cloud, "port-1"), vec!["users-1".to_string()]);
+        assert_eq!(
+            groups_of(&cloud, "port-3"),
+            vec!["users-new".to_string(), "users-3".to_string()]
+        );
+    }
+
+    #[tokio::test]
+    async fn dual_stack_uses_the_scanned_second_subnet() {
+        let cloud = Arc::new(SimCloud::default());
+        cloud.scan.lock().unwrap().secondary_subnet_id = Some("v6-subnet".into());
+        let p = planner(cloud.clone());
+        let nodes = vec![node("n1", "127.0.1.1")];
+        p.refresh_nodes(&nodes).await;
+        assert_eq!(
+            p.context().env.node_subnet_id_secondary.as_deref(),
+            Some("v6-subnet")
+        );
+        let mut svc = service(&[]);
+        svc.spec.as_mut().unwrap().ip_families = Some(vec!["IPv4".into(), "IPv6".into()]);
+        p.ensure(&svc, &nodes).await.unwrap();
+        let executed = cloud.executed.lock().unwrap().clone();
+        let vip = executed
+            .iter()
+            .find_map(|s| match s {
+                Step::CreateLoadBalancer { vip, .. } => Some(vip.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(vip.additional_subnet_ids, vec!["v6-subnet".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn resync_reports_only_drifted_services_with_one_listing() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let nodes = vec![node("n1", "127.0.1.1"), node("n2", "127.0.1.2")];
+        let svc = service(&[]);
+        p.ensure(&svc, &nodes).await.unwrap();
+        give_vip_ports(&cloud);
+        converge(&p, &svc, &nodes).await;
+        let Ensured::Ready {
+            print: Some(print), ..
+        } = p.ensure(&svc, &nodes).await.unwrap()
+        else {
+            panic!("converged pass without a print")
+        };
+        // Another converged Service whose objects are not in this simulated cloud at all.
+        let gone = crate::drift::print(
+            &Observed {
+                load_balancer: Some(model::observed::ObservedLoadBalancer {
+                    id: "elsewhere".into(),
+                    ..Default::default()
+                }),
+                ..Observed::default()
+            },
+            "",
+        );
+        let prints = vec![
+            ("default/web".to_string(), print.clone()),
+            ("default/other".to_string(), gone),
+        ];
+        let observes = *cloud.observes.lock().unwrap();
+        let r = p.resync(&prints).await.unwrap();
+        assert_eq!(r.drifted, vec!["default/other".to_string()]);
+        assert_eq!(*cloud.snapshots.lock().unwrap(), 1);
+        assert_eq!(
+            *cloud.observes.lock().unwrap(),
+            observes,
+            "no per-Service call"
+        );
+
+        // A member deleted behind our back.
+        {
+            let mut state = cloud.state.lock().unwrap();
+            let lb = state.load_balancer.as_mut().unwrap();
+            lb.listeners[0].pool.as_mut().unwrap().members.pop();
+        }
+        let r = p.resync(&prints[..1]).await.unwrap();
+        assert_eq!(r.drifted, vec!["default/web".to_string()]);
+        // Repaired by the next pass, and the new print matches again.
+        let (_, _) = converge(&p, &svc, &nodes).await;
+        let Ensured::Ready {
+            print: Some(repaired),
+            ..
+        } = p.ensure(&svc, &nodes).await.unwrap()
+        else {
+            panic!("no print")
+        };
+        let r = p
+            .resync(&[("default/web".to_string(), repaired)])
+            .await
+            .unwrap();
+        assert!(r.drifted.is_empty());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Wiring of a controller process: decide between the OpenStack backend and disabled mode
 //! (SPEC §1.1), discover what `model` needs from the cloud and the cluster (generation, API
-//! version, project, external network, node subnet, cluster identity), start the HTTP
-//! endpoints and run the engine — under leader election when asked. Must not parse command
-//! lines or read files: the CLI hands over parsed values.
+//! version, project, external network, node subnet, node ports, second-family subnet, cluster
+//! identity), start the HTTP endpoints and run the engine — under leader election when asked.
+//! Must not parse command lines or read files: the CLI hands over parsed values.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -180,14 +180,17 @@ pub async fn connect(
     }
     let mut cloud = OpenStackCloud::new(lb, neutron, features.clone());
     cloud.v1 = v1_client;
-    Backend::OpenStack(Box::new(Planner::new(
+    let planner = Planner::new(
         Arc::new(cloud),
         Context {
             config,
             features,
             env,
         },
-    )))
+    );
+    // Node ports and the second family's subnet, before the first Service is planned.
+    planner.refresh_nodes(&nodes).await;
+    Backend::OpenStack(Box::new(planner))
 }
 
 /// Run a controller process until `shutdown` resolves (Ok) or leadership is lost (Err).

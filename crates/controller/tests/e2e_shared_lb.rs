@@ -5,9 +5,9 @@
 //! refused by `max-shared-lb` (default 2) and a port clash is refused with a Warning naming
 //! it, both without a single write; deleting B removes only B's listener and pool; deleting A
 //! while B still uses the LB keeps the LB for B; at the end nothing is left (the LB named
-//! after A, once nobody uses it, is collected as an orphan). A second, ignored test holds what
-//! B should keep when A goes (its external IP): today A's deletion releases the floating IP
-//! B still depends on (see its ignore reason). Own worlds: floating ranges 127.244.0.0/24 and
+//! after A, once nobody uses it, is collected as an orphan). A second test holds what B
+//! keeps when A goes first: its external IP (the floating IP on the shared VIP port stays
+//! until the last user is gone) and its traffic. Own worlds: floating ranges 127.244.0.0/24 and
 //! 127.246.0.0/24, nodes 127.100.44.x and 127.100.46.x.
 
 mod common;
@@ -338,9 +338,6 @@ async fn two_services_share_one_load_balancer_by_load_balancer_id() {
 /// What B needs when A, the LB's owner, is deleted first: the LB stays for B (the model
 /// decides that), and so must the address B's clients use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "model bug: plan_delete releases the owner's floating IP while another Service \
-            still uses the LB; B's ingress is cleared and its traffic stops, yet its \
-            LoadBalancerReady condition stays True"]
 async fn deleting_the_owner_first_keeps_the_shared_load_balancer_reachable() {
     const OTHER: Nodes = [("so-1", "127.100.46.11"), ("so-2", "127.100.46.12")];
     let Some(env) = Env::start("sharedowner", "share", sandbox_config(246, FAST)).await else {

@@ -1,6 +1,7 @@
 //! The engine against a real kube-apiserver (hack/control-plane.sh) with a fake cloud:
 //! finalizer, status, condition, annotations, Events, class filtering, cleanup on delete and
-//! on type change, member-set driven requeues, invalid and disabled modes.
+//! on type change, member-set driven requeues, invalid and disabled modes; drift-driven resync
+//! (only drifted Services get a pass) and the exact queue depth.
 
 mod common;
 
@@ -11,7 +12,8 @@ use std::time::Duration;
 use common::{wait_for, ControlPlane};
 use controller::engine::{self, Health, Settings};
 use controller::{
-    Deleted, Disabled, Ensured, Failure, Ingress, LoadBalancers, Metrics, Published, Stages,
+    CloudPrint, Deleted, Disabled, Ensured, Failure, Ingress, LoadBalancers, Metrics, Published,
+    Resynced, Stages,
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -137,6 +139,7 @@ impl LoadBalancers for Fake {
                 lb_active: true,
                 fip_attached: true,
             },
+            print: None,
         })
     }
 
@@ -238,23 +241,32 @@ fn spawn_engine<B: LoadBalancers>(
     tokio::task::JoinHandle<()>,
     Arc<Health>,
 ) {
+    let (tx, task, health, _) = spawn_engine_with_metrics(client, backend, s);
+    (tx, task, health)
+}
+
+fn spawn_engine_with_metrics<B: LoadBalancers>(
+    client: Client,
+    backend: Arc<B>,
+    s: Settings,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    Arc<Health>,
+    Arc<Metrics>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::new());
     let h = health.clone();
+    let m = metrics.clone();
     let task = tokio::spawn(async move {
-        engine::run(
-            client,
-            backend,
-            s,
-            Arc::new(Metrics::new()),
-            h,
-            async move {
-                let _ = rx.await;
-            },
-        )
+        engine::run(client, backend, s, m, h, async move {
+            let _ = rx.await;
+        })
         .await
     });
-    (tx, task, health)
+    (tx, task, health, metrics)
 }
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -588,6 +600,199 @@ async fn engine_against_a_real_apiserver() {
         }
     })
     .await;
+    let _ = stop.send(());
+    tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("engine stops")
+        .unwrap();
+}
+
+/// A cloud whose converged Services all carry a print, and whose resync reports as drifted
+/// exactly the keys the test lists. `test/busy` Services stay busy forever.
+#[derive(Default)]
+struct Drifting {
+    ensures: Mutex<HashMap<String, u32>>,
+    drifted: Mutex<Vec<String>>,
+    resyncs: Mutex<Vec<usize>>,
+}
+
+impl Drifting {
+    fn ensures(&self, k: &str) -> u32 {
+        self.ensures.lock().unwrap().get(k).copied().unwrap_or(0)
+    }
+}
+
+impl LoadBalancers for Drifting {
+    fn member_fingerprint(&self, _: &Service, _: &[Arc<Node>]) -> u64 {
+        0
+    }
+
+    async fn ensure(&self, service: &Service, _: &[Arc<Node>]) -> Result<Ensured, Failure> {
+        *self
+            .ensures
+            .lock()
+            .unwrap()
+            .entry(key(service))
+            .or_default() += 1;
+        let ann = service.metadata.annotations.clone().unwrap_or_default();
+        if ann.contains_key("test/busy") {
+            return Ok(Ensured::Busy {
+                status: "PENDING_UPDATE".into(),
+                stages: Stages::default(),
+            });
+        }
+        Ok(Ensured::Ready {
+            published: Published {
+                ingress: vec![Ingress {
+                    ip: Some("127.200.0.9".into()),
+                    ..Default::default()
+                }],
+                load_balancer_id: None,
+                load_balancer_address: None,
+            },
+            notices: vec![],
+            stages: Stages::default(),
+            print: Some(CloudPrint::default()),
+        })
+    }
+
+    async fn delete(&self, _: &Service) -> Result<Deleted, Failure> {
+        Ok(Deleted::Gone)
+    }
+
+    async fn resync(&self, prints: &[(String, CloudPrint)]) -> Result<Resynced, Failure> {
+        self.resyncs.lock().unwrap().push(prints.len());
+        let drifted = std::mem::take(&mut *self.drifted.lock().unwrap());
+        Ok(Resynced {
+            drifted: prints
+                .iter()
+                .map(|(k, _)| k.clone())
+                .filter(|k| drifted.contains(k))
+                .collect(),
+            owned: Some(vec![]),
+        })
+    }
+}
+
+fn queue_depth(m: &Metrics) -> Option<i64> {
+    m.encode()
+        .lines()
+        .find_map(|l| l.strip_prefix("olbc_queue_depth "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_passes_only_drifted_services_and_queue_depth_is_exact() {
+    let Some(cp) = ControlPlane::start("engine-resync") else {
+        return;
+    };
+    let client = cp.client().await;
+    let ns = "r1";
+    namespace(&client, ns).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let fake = Arc::new(Drifting::default());
+    let s = Settings {
+        resync_period: Duration::from_secs(1),
+        ..settings(None)
+    };
+    let (stop, task, health, metrics) = spawn_engine_with_metrics(client.clone(), fake.clone(), s);
+    wait_for("caches synced", LIMIT, || {
+        let h = health.clone();
+        async move { h.ready().then_some(()) }
+    })
+    .await;
+    let names = ["a", "b", "c"];
+    for n in names {
+        services
+            .create(&PostParams::default(), &lb_service(n, json!({})))
+            .await
+            .unwrap();
+    }
+    for n in names {
+        wait_for(&format!("{n} ready"), LIMIT, || {
+            let api = services.clone();
+            async move {
+                api.get(n)
+                    .await
+                    .ok()
+                    .and_then(|s| condition(&s))
+                    .filter(|c| c.1 == "Ready")
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+    wait_for("queue empty once converged", LIMIT, || {
+        let m = metrics.clone();
+        async move { (queue_depth(&m) == Some(0)).then_some(()) }
+    })
+    .await;
+
+    // Idle resyncs: every converged Service is compared, none gets a pass.
+    let before: Vec<u32> = names
+        .iter()
+        .map(|n| fake.ensures(&format!("r1/{n}")))
+        .collect();
+    let rounds = fake.resyncs.lock().unwrap().len();
+    wait_for("two more resync rounds", LIMIT, || {
+        let f = fake.clone();
+        async move { (f.resyncs.lock().unwrap().len() >= rounds + 2).then_some(()) }
+    })
+    .await;
+    let after: Vec<u32> = names
+        .iter()
+        .map(|n| fake.ensures(&format!("r1/{n}")))
+        .collect();
+    assert_eq!(before, after, "an idle resync costs no per-Service pass");
+    assert_eq!(fake.resyncs.lock().unwrap().last().copied(), Some(3));
+    assert_eq!(queue_depth(&metrics), Some(0));
+
+    // One drifted Service: exactly it gets a pass.
+    fake.drifted.lock().unwrap().push("r1/b".into());
+    wait_for("b re-ensured after drift", LIMIT, || {
+        let f = fake.clone();
+        let want = before[1];
+        async move { (f.ensures("r1/b") > want).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.ensures("r1/a"), before[0]);
+    assert_eq!(fake.ensures("r1/c"), before[2]);
+
+    // A Service that stays busy is queued (requeued after backoffs); the others are not.
+    services
+        .create(
+            &PostParams::default(),
+            &lb_service(
+                "busy",
+                json!({"metadata": {"annotations": {"test/busy": "1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("busy Service passed twice", LIMIT, || {
+        let f = fake.clone();
+        async move { (f.ensures("r1/busy") >= 2).then_some(()) }
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            queue_depth(&metrics),
+            Some(1),
+            "only the busy Service is queued"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    services
+        .delete("busy", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("queue empty again", LIMIT, || {
+        let m = metrics.clone();
+        async move { (queue_depth(&m) == Some(0)).then_some(()) }
+    })
+    .await;
+
     let _ = stop.send(());
     tokio::time::timeout(LIMIT, task)
         .await

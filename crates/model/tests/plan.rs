@@ -303,6 +303,53 @@ fn shared_lb_never_gets_our_cluster_tag_or_loses_foreign_ones() {
 }
 
 #[test]
+fn deleting_the_owner_of_a_shared_lb_keeps_its_address_for_the_others() {
+    let owner = want(&svc_with(&[])).expect("ok");
+    let mut observed = created(&owner);
+    // The simulated cloud's ids are not UUIDs; the annotation must be one.
+    let uuid = "0b7e3a52-8f7c-4d8e-a1b2-3c4d5e6f7a80";
+    observed.load_balancer.as_mut().expect("lb").id = uuid.into();
+    let lb = observed.load_balancer.as_ref().expect("lb");
+    let guest = service(&format!(
+        "metadata: {{name: g, namespace: shop, annotations: {{loadbalancer.openstack.org/load-balancer-id: {}}}}}\nspec:\n  ports: [{{port: 9100, nodePort: 31100}}]\n",
+        lb.id
+    ));
+    let guest = want(&guest).expect("ok");
+    let shared = apply(&plan(&guest, &observed), &observed);
+    assert_eq!(
+        shared.load_balancer.as_ref().expect("lb").listeners.len(),
+        2
+    );
+    // The owner goes first: only its listener, pool and name tag go; its FIP stays on the VIP.
+    let d = plan_delete(&owner.delete_intent(), &shared);
+    assert_eq!(
+        ops(&d),
+        vec!["delete_pool", "delete_listener", "update_load_balancer"],
+        "{:?}",
+        d.steps
+    );
+    let after = apply(&d, &shared);
+    assert_eq!(after.floating_ips.len(), 1);
+    assert_eq!(
+        after.floating_ips[0].port_id,
+        after.load_balancer.as_ref().expect("lb").vip_port_id
+    );
+    // Observed while locked (PENDING_UPDATE, tree unread): who else uses it is unknown, so
+    // the address waits for ACTIVE.
+    let mut locked = shared.clone();
+    let lb = locked.load_balancer.as_mut().expect("lb");
+    lb.provisioning_status = ProvisioningStatus::PendingUpdate;
+    lb.listeners.clear();
+    assert!(!ops(&plan_delete(&owner.delete_intent(), &locked))
+        .contains(&"delete_floating_ip".to_string()));
+    // Alone on its LB, the owner's FIP is released as before.
+    assert_eq!(
+        ops(&plan_delete(&owner.delete_intent(), &observed)),
+        vec!["delete_floating_ip", "delete_load_balancer"]
+    );
+}
+
+#[test]
 fn deletion_never_blocks_on_gone_or_error() {
     let spec = want(&svc_with(&[])).expect("ok");
     let intent = spec.delete_intent();

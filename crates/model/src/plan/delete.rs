@@ -1,5 +1,5 @@
 //! `plan_delete` (SPEC §4 "Deletion"): release the FIP we created unless keep-floatingip
-//! protects it, delete the LB if it is ours (cascade where available, else bottom-up) or only
+//! protects it or other Services' listeners still use the LB it points at, delete the LB if it is ours (cascade where available, else bottom-up) or only
 //! our listeners on a shared one, delete our security group. A user's FIP or LB is never
 //! deleted; an LB already gone, being deleted or in ERROR never blocks.
 
@@ -107,10 +107,31 @@ pub fn plan_delete(intent: &DeleteIntent, observed: &Observed) -> Plan {
                 .is_some_and(|uid| naming::cluster_tag(uid) != intent.cluster_tag)
         })
         .and_then(|lb| lb.vip_port_id.clone());
+    // An LB that other Services' listeners keep alive (we shared it, or it was ours and others
+    // joined) keeps its address: releasing the FIP on its VIP would cut their traffic. Orphan
+    // collection takes that FIP with the LB once nobody uses it any more.
+    // A locked LB may have been observed without its tree (its listeners are not worth reading
+    // while nothing can change them), so who else uses it is unknown: keep the address until
+    // it is ACTIVE again. One being deleted keeps nobody.
+    let kept_port = observed
+        .load_balancer
+        .as_ref()
+        .filter(|lb| {
+            let unknown = lb.provisioning_status.is_pending()
+                && lb.provisioning_status != ProvisioningStatus::PendingDelete
+                && lb.listeners.is_empty();
+            unknown
+                || lb
+                    .listeners
+                    .iter()
+                    .any(|l| naming::child_index("listener", &l.name, &intent.lb_name).is_none())
+        })
+        .and_then(|lb| lb.vip_port_id.clone());
     if !intent.keep_floating_ip {
         let releasable = |f: &&crate::observed::ObservedFloatingIp| {
             is_our_fip(&intent.fip_description, &intent.cluster_tag, f)
                 && (foreign_port.is_none() || f.port_id != foreign_port)
+                && (kept_port.is_none() || f.port_id != kept_port)
         };
         for f in observed.floating_ips.iter().filter(releasable) {
             neutron.push(Step::DeleteFloatingIp { fip: f.id.clone() });
