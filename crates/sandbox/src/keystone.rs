@@ -1,15 +1,17 @@
 //! Keystone v3 as far as clients and the controller need it: version discovery, token issue
 //! (password, application_credential, token methods; project, domain and trust scope),
-//! validation and revocation, and the service catalog. Users, projects, roles, application
-//! credentials and trusts are pre-created and fixed. It must not know Neutron or Octavia
-//! resources; it only knows their endpoints for the catalog.
+//! validation and revocation, and the service catalog. Users, roles and trusts are
+//! pre-created and fixed; projects and application credentials can also be created and
+//! deleted through the API (tests make a scratch project for quota cases, the client creates
+//! application credentials). It must not know Neutron or Octavia resources; it only knows
+//! their endpoints for the catalog.
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use model::config::Secret;
@@ -779,7 +781,19 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v3/auth/catalog", get(get_catalog))
         .route("/v3/auth/projects", get(auth_projects))
-        .route("/v3/projects", get(list_projects))
+        .route("/v3/projects", get(list_projects).post(create_project))
+        .route(
+            "/v3/projects/{id}",
+            get(show_project).delete(delete_project),
+        )
+        .route(
+            "/v3/users/{user_id}/application_credentials",
+            post(create_application_credential),
+        )
+        .route(
+            "/v3/users/{user_id}/application_credentials/{id}",
+            delete(delete_application_credential),
+        )
         .route("/v3/users", get(list_users))
         .route("/v3/regions", get(list_regions))
 }
@@ -913,7 +927,8 @@ async fn get_catalog(
         .keystone
         .catalog(&shared.endpoints, shared.config.lbaas);
     Ok(Json(
-        json!({"catalog": catalog, "links": {"self": format!("{}/v3/auth/catalog", shared.endpoints.keystone), "previous": null, "next": null}}),
+        // Unlike the collection APIs, the catalog has no previous/next links.
+        json!({"catalog": catalog, "links": {"self": format!("{}/v3/auth/catalog", shared.endpoints.keystone)}}),
     ))
 }
 
@@ -1020,6 +1035,189 @@ async fn list_regions(
         "links": {"self": format!("{base}/v3/regions/{region}")}}],
         "links": {"self": format!("{base}/v3/regions"), "previous": null, "next": null}}),
     ))
+}
+
+fn conflict(message: impl Into<String>) -> ApiError {
+    ApiError::keystone(StatusCode::CONFLICT, message)
+}
+
+fn keystone_not_found(message: impl Into<String>) -> ApiError {
+    ApiError::keystone(StatusCode::NOT_FOUND, message)
+}
+
+/// `POST /v3/projects` (admin): a project in the default domain.
+async fn create_project(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &headers)?;
+    if !who.is_admin() {
+        return Err(forbidden());
+    }
+    let value = parse_json(&body)?;
+    let value = value.as_object().ok_or_else(not_json)?;
+    let project = get_obj(value, "project", "")?;
+    let project = require(project, "project", "")?;
+    let name = require(get_str(project, "name", "project")?, "name", "project")?.to_string();
+    let domain_id = get_str(project, "domain_id", "project")?
+        .unwrap_or(DEFAULT_DOMAIN_ID)
+        .to_string();
+    if domain_id != DEFAULT_DOMAIN_ID {
+        return Err(ApiError::keystone(
+            StatusCode::BAD_REQUEST,
+            format!("Could not find domain: {domain_id}."),
+        ));
+    }
+    let base = state.inner.endpoints.keystone.clone();
+    let mut world = state.inner.world.lock();
+    let ks = &mut world.keystone;
+    if ks.project_by_name(&name).is_some() {
+        return Err(conflict(format!(
+            "Conflict occurred attempting to store project - it is not permitted to have two projects with the same name in the same domain : {name}."
+        )));
+    }
+    let p = Project {
+        id: random_hex(),
+        name,
+        domain_id,
+    };
+    let body = json!({"project": project_json(&p, &base)});
+    ks.projects.push(p);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /v3/projects/{id}`: for admins and members of the project; 404 otherwise (clients
+/// such as the openstack CLI then look the name up through the list).
+async fn show_project(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let who = caller(&state, &headers)?;
+    let base = &state.inner.endpoints.keystone;
+    let world = state.inner.world.lock();
+    let ks = &world.keystone;
+    let visible = who.is_admin()
+        || ks
+            .assignments
+            .contains_key(&(who.user_id.clone(), id.clone()));
+    match ks.project(&id) {
+        Some(p) if visible => Ok(Json(json!({"project": project_json(p, base)}))),
+        Some(_) => Err(forbidden()),
+        None => Err(keystone_not_found(format!("Could not find project: {id}."))),
+    }
+}
+
+/// `DELETE /v3/projects/{id}` (admin); its role assignments go with it.
+async fn delete_project(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let who = caller(&state, &headers)?;
+    if !who.is_admin() {
+        return Err(forbidden());
+    }
+    let mut world = state.inner.world.lock();
+    let ks = &mut world.keystone;
+    let before = ks.projects.len();
+    ks.projects.retain(|p| p.id != id);
+    if ks.projects.len() == before {
+        return Err(keystone_not_found(format!("Could not find project: {id}.")));
+    }
+    ks.assignments.retain(|(_, project), _| *project != id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v3/users/{user_id}/application_credentials`: only for oneself, with the roles of
+/// the calling token on its project; the secret is shown once, in this answer.
+async fn create_application_credential(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &headers)?;
+    if who.user_id != user_id {
+        return Err(forbidden());
+    }
+    let value = parse_json(&body)?;
+    let value = value.as_object().ok_or_else(not_json)?;
+    let ac = require(
+        get_obj(value, "application_credential", "")?,
+        "application_credential",
+        "",
+    )?;
+    let name = require(
+        get_str(ac, "name", "application_credential")?,
+        "name",
+        "application_credential",
+    )?
+    .to_string();
+    let description = get_str(ac, "description", "application_credential")?.map(str::to_string);
+    let base = state.inner.endpoints.keystone.clone();
+    let mut world = state.inner.world.lock();
+    let ks = &mut world.keystone;
+    if ks
+        .application_credentials
+        .iter()
+        .any(|a| a.user_id == user_id && a.name == name)
+    {
+        return Err(conflict(format!(
+            "Conflict occurred attempting to store application_credential - Duplicate entry found with name {name}."
+        )));
+    }
+    let roles: Vec<&Role> = ks
+        .roles
+        .iter()
+        .filter(|r| who.roles.contains(&r.name))
+        .collect();
+    let role_ids: Vec<String> = roles.iter().map(|r| r.id.clone()).collect();
+    let roles_json: Vec<Value> = roles
+        .iter()
+        .map(|r| json!({"id": r.id, "name": r.name, "domain_id": null, "description": null, "options": {"immutable": true}}))
+        .collect();
+    let secret = Secret::new(random_hex());
+    let id = random_hex();
+    let body = json!({"application_credential": {
+        "id": id, "name": name, "description": description, "user_id": user_id,
+        "project_id": who.project_id, "roles": roles_json, "expires_at": null,
+        "unrestricted": null, "system": null, "secret": secret.expose(),
+        "links": {"self": format!("{base}/v3/application_credentials/{id}")},
+    }});
+    ks.application_credentials.push(ApplicationCredential {
+        id,
+        name,
+        secret,
+        user_id,
+        project_id: who.project_id,
+        roles: role_ids,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `DELETE /v3/users/{user_id}/application_credentials/{id}`.
+async fn delete_application_credential(
+    State(state): State<AppState>,
+    Path((user_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let who = caller(&state, &headers)?;
+    if who.user_id != user_id && !who.is_admin() {
+        return Err(forbidden());
+    }
+    let mut world = state.inner.world.lock();
+    let ks = &mut world.keystone;
+    let before = ks.application_credentials.len();
+    ks.application_credentials
+        .retain(|a| !(a.id == id && a.user_id == user_id));
+    if ks.application_credentials.len() == before {
+        return Err(keystone_not_found(format!(
+            "Could not find Application Credential: {id}."
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

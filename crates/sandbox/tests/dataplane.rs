@@ -88,6 +88,9 @@ async fn wait_member(env: &Env, pool: &str, address: &str, want: &str) {
 /// IP on its VIP; returns (lb id, pool id, fip id, fip address).
 async fn build(env: &Env, listener: Value, pool: Value) -> (String, String, String, String) {
     let mut listener = listener;
+    let mut pool = pool;
+    // Octavia refuses unnamed pools in a fully-populated create.
+    pool["name"] = json!("dp-pool");
     listener["default_pool"] = pool;
     let (status, body) = env
         .post("/loadbalancers", json!({"loadbalancer": {"name": "dp", "vip_subnet_id": env.private_subnet, "listeners": [listener]}}))

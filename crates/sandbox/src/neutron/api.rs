@@ -100,7 +100,6 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("availability_zone", "Availability Zone"),
     ("binding", "Port Binding"),
     ("default-subnetpools", "Default Subnetpools"),
-    ("dns-integration", "DNS Integration"),
     ("external-net", "Neutron external network"),
     ("extra_dhcp_opt", "Neutron Extra DHCP options"),
     ("extraroute", "Neutron Extra Route"),
@@ -110,6 +109,10 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("multi-provider", "Multi Provider Network"),
     ("net-mtu", "Network MTU"),
     ("network-ip-availability", "Network IP Availability"),
+    (
+        "network-ip-availability-details",
+        "Network IP Availability details",
+    ),
     ("pagination", "Pagination support"),
     ("port-security", "Port Security"),
     ("project-id", "project_id field enabled"),
@@ -274,6 +277,8 @@ async fn service_providers(State(state): State<AppState>, RawQuery(raw): RawQuer
 fn ip_availability(n: &NeutronState, net: &Network) -> Value {
     let mut total_all: u128 = 0;
     let mut used_all: u128 = 0;
+    // The `network-ip-availability-details` split: whole subnet vs allocation pools.
+    let mut details_all = [0u128; 4];
     let subnets: Vec<Value> = net
         .subnets
         .iter()
@@ -288,21 +293,56 @@ fn ip_availability(n: &NeutronState, net: &Network) -> Value {
                     Some(ip_to_u128(end).saturating_sub(ip_to_u128(start)) + 1)
                 })
                 .sum();
-            let used = n
+            let addresses: Vec<u128> = n
                 .ports
                 .values()
                 .flat_map(|p| p.fixed_ips.iter())
                 .filter(|f| f.subnet_id == s.id)
+                .filter_map(|f| f.ip_address.parse::<IpAddr>().ok().map(ip_to_u128))
+                .collect();
+            let used = addresses.len() as u128;
+            let in_pools = addresses
+                .iter()
+                .filter(|a| {
+                    s.allocation_pools.iter().any(|p| {
+                        let start = p.start.parse::<IpAddr>().map(ip_to_u128);
+                        let end = p.end.parse::<IpAddr>().map(ip_to_u128);
+                        matches!((start, end), (Ok(lo), Ok(hi)) if lo <= **a && **a <= hi)
+                    })
+                })
                 .count() as u128;
+            // Neutron counts an IPv4 subnet without its network and broadcast addresses.
+            let in_subnet = s.net().map_or(0, |net| match net {
+                IpNet::V4(v4) => (1u128 << (32 - u32::from(v4.prefix_len()))).saturating_sub(2),
+                IpNet::V6(v6) => 1u128
+                    .checked_shl(128 - u32::from(v6.prefix_len()))
+                    .unwrap_or(u128::MAX),
+            });
             total_all += total;
             used_all += used;
+            let details = [in_subnet, total, used, in_pools];
+            for (sum, d) in details_all.iter_mut().zip(details) {
+                *sum += d;
+            }
             json!({"subnet_id": s.id, "subnet_name": s.name, "cidr": s.cidr,
-                   "ip_version": s.ip_version, "total_ips": total, "used_ips": used})
+                   "ip_version": s.ip_version, "total_ips": count(total), "used_ips": count(used),
+                   "ip_availability_details": details_json(details)})
         })
         .collect();
     json!({"network_id": net.id, "network_name": net.name, "project_id": net.std.project_id,
-           "tenant_id": net.std.project_id, "total_ips": total_all, "used_ips": used_all,
-           "subnet_ip_availability": subnets})
+           "tenant_id": net.std.project_id, "total_ips": count(total_all), "used_ips": count(used_all),
+           "subnet_ip_availability": subnets, "ip_availability_details": details_json(details_all)})
+}
+
+fn details_json([in_subnet, in_pools, used_in_subnet, used_in_pools]: [u128; 4]) -> Value {
+    json!({"total_ips_in_subnet": count(in_subnet), "total_ips_in_allocation_pool": count(in_pools),
+           "used_ips_in_subnet": count(used_in_subnet), "used_ips_in_allocation_pool": count(used_in_pools)})
+}
+
+/// An address count as a JSON number: IPv6 sizes exceed what JSON numbers carry here, so
+/// they saturate instead of failing the serialisation.
+fn count(n: u128) -> Value {
+    Value::from(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
 fn ip_to_u128(ip: IpAddr) -> u128 {
@@ -360,18 +400,49 @@ fn to_json<T: serde::Serialize>(x: &T) -> Value {
     serde_json::to_value(x).unwrap_or(Value::Null)
 }
 
-fn sg_json(n: &NeutronState, sg: &SecurityGroup) -> Value {
+/// A rule as the security-group-rules API shows it: rules are not taggable there, and the
+/// implicit default rules have a null description.
+fn rule_json(r: &SecurityGroupRule) -> Value {
+    let mut v = to_json(r);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("tags");
+        if r.implicit {
+            m.insert("description".into(), Value::Null);
+        }
+    }
+    v
+}
+
+/// A security group with its rules embedded the way Neutron 2024+ embeds them: with `tags`
+/// and `standard_attr_id`, and (in lists only, `in_list`) a null `belongs_to_default_sg`.
+fn sg_json_in(n: &NeutronState, sg: &SecurityGroup, in_list: bool) -> Value {
     let mut v = to_json(sg);
     let rules: Vec<Value> = n
         .security_group_rules
         .values()
         .filter(|r| r.security_group_id == sg.id)
-        .map(to_json)
+        .map(|r| {
+            let mut v = to_json(r);
+            if let Some(m) = v.as_object_mut() {
+                m.insert("standard_attr_id".into(), json!(r.std.standard_attr_id));
+                if r.implicit {
+                    m.insert("description".into(), Value::Null);
+                }
+                if in_list {
+                    m.insert("belongs_to_default_sg".into(), Value::Null);
+                }
+            }
+            v
+        })
         .collect();
     if let Some(m) = v.as_object_mut() {
         m.insert("security_group_rules".into(), Value::Array(rules));
     }
     v
+}
+
+fn sg_json(n: &NeutronState, sg: &SecurityGroup) -> Value {
+    sg_json_in(n, sg, false)
 }
 
 /// Neutron shows each subnet with its network's `router:external`.
@@ -395,7 +466,7 @@ fn one_json(n: &NeutronState, kind: Kind, id: &str) -> Option<Value> {
         Kind::FloatingIp => n.floating_ips.get(id).map(to_json),
         Kind::Router => n.routers.get(id).map(to_json),
         Kind::SecurityGroup => n.security_groups.get(id).map(|g| sg_json(n, g)),
-        Kind::SecurityGroupRule => n.security_group_rules.get(id).map(to_json),
+        Kind::SecurityGroupRule => n.security_group_rules.get(id).map(rule_json),
     }
 }
 
@@ -406,8 +477,12 @@ fn all_json(n: &NeutronState, kind: Kind) -> Vec<Value> {
         Kind::Port => n.ports.values().map(to_json).collect(),
         Kind::FloatingIp => n.floating_ips.values().map(to_json).collect(),
         Kind::Router => n.routers.values().map(to_json).collect(),
-        Kind::SecurityGroup => n.security_groups.values().map(|g| sg_json(n, g)).collect(),
-        Kind::SecurityGroupRule => n.security_group_rules.values().map(to_json).collect(),
+        Kind::SecurityGroup => n
+            .security_groups
+            .values()
+            .map(|g| sg_json_in(n, g, true))
+            .collect(),
+        Kind::SecurityGroupRule => n.security_group_rules.values().map(rule_json).collect(),
     }
 }
 
@@ -654,6 +729,37 @@ fn filter(kind: Kind, items: Vec<Value>, q: &[(String, String)]) -> Result<Vec<V
         .collect())
 }
 
+/// Attributes Neutron's default policy shows to admins only.
+fn admin_only_attributes(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Network => &[
+            "provider:network_type",
+            "provider:physical_network",
+            "provider:segmentation_id",
+        ],
+        Kind::Port => &[
+            "binding:host_id",
+            "binding:profile",
+            "binding:vif_type",
+            "binding:vif_details",
+        ],
+        Kind::Router => &["distributed", "ha"],
+        _ => &[],
+    }
+}
+
+/// What `ctx` may see of a resource: admins see everything, others not the admin-only keys.
+fn policy_view(kind: Kind, mut v: Value, ctx: &AuthContext) -> Value {
+    if !ctx.is_admin() {
+        if let Some(m) = v.as_object_mut() {
+            for k in admin_only_attributes(kind) {
+                m.remove(*k);
+            }
+        }
+    }
+    v
+}
+
 /// Keeps only the requested `fields` (all when none are requested).
 fn select_fields(v: Value, fields: &[&str]) -> Value {
     if fields.is_empty() {
@@ -846,7 +952,7 @@ async fn list(
     let fields = values_of(&q, "fields");
     let items: Vec<Value> = items
         .into_iter()
-        .map(|v| select_fields(v, &fields))
+        .map(|v| select_fields(policy_view(kind, v, &ctx), &fields))
         .collect();
     let mut body = Map::new();
     body.insert(kind.plural().to_string(), Value::Array(items));
@@ -865,7 +971,7 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(raw.as_deref());
     let world = state.inner.world.lock();
-    let v = find_visible(&world.neutron, kind, &id, &ctx)?;
+    let v = policy_view(kind, find_visible(&world.neutron, kind, &id, &ctx)?, &ctx);
     Ok(Json(
         json!({kind.singular(): select_fields(v, &values_of(&q, "fields"))}),
     ))
@@ -906,6 +1012,7 @@ async fn create(
     if fip_changed {
         crate::dataplane::sync(&state.inner);
     }
+    let value = policy_view(kind, value, &ctx);
     Ok((StatusCode::CREATED, Json(json!({kind.singular(): value}))).into_response())
 }
 
@@ -952,6 +1059,7 @@ async fn update(
     if kind == Kind::FloatingIp {
         crate::dataplane::sync(&state.inner);
     }
+    let value = policy_view(kind, value, &ctx);
     Ok(Json(json!({kind.singular(): value})))
 }
 
@@ -2206,6 +2314,7 @@ fn new_rule(group: &str, project: &str, direction: &str, ethertype: &str) -> Sec
         remote_address_group_id: None,
         belongs_to_default_sg: false,
         std: Std::new(project, ""),
+        implicit: false,
     }
 }
 
@@ -2240,7 +2349,8 @@ fn create_security_group(
         },
     );
     for ethertype in ["IPv4", "IPv6"] {
-        let rule = new_rule(&id, project, "egress", ethertype);
+        let mut rule = new_rule(&id, project, "egress", ethertype);
+        rule.implicit = true;
         n.security_group_rules.insert(rule.id.clone(), rule);
     }
     Ok(id)
@@ -2385,27 +2495,35 @@ fn create_rule(
     let min = a.get("port_range_min").and_then(Value::as_i64);
     let max = a.get("port_range_max").and_then(Value::as_i64);
     if protocol.is_none() && (min.is_some() || max.is_some()) {
-        return Err(ApiError::neutron_bad_request(
+        return Err(ApiError::neutron(
+            StatusCode::BAD_REQUEST,
+            "SecurityGroupProtocolRequiredWithPorts",
             "Must also specify protocol if port range is given.",
         ));
     }
     if uses_ports(&protocol) {
         for p in [min, max].into_iter().flatten() {
             if !(1..=65535).contains(&p) {
-                return Err(ApiError::neutron_bad_request(format!(
-                    "Invalid value for port {p}."
-                )));
+                return Err(ApiError::neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupInvalidPortValue",
+                    format!("Invalid value for port {p}."),
+                ));
             }
         }
         if let (Some(lo), Some(hi)) = (min, max) {
             if lo > hi {
-                return Err(ApiError::neutron_bad_request(
+                return Err(ApiError::neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupInvalidPortRange",
                     "For TCP/UDP protocols, port_range_min must be <= port_range_max",
                 ));
             }
         }
         if min.is_none() && max.is_some() {
-            return Err(ApiError::neutron_bad_request(
+            return Err(ApiError::neutron(
+                StatusCode::BAD_REQUEST,
+                "SecurityGroupInvalidPortRange",
                 "For TCP/UDP protocols, port_range_min must be <= port_range_max",
             ));
         }
@@ -2413,7 +2531,9 @@ fn create_rule(
     let remote_prefix = s(a, "remote_ip_prefix");
     let remote_group = s(a, "remote_group_id");
     if remote_prefix.is_some() && remote_group.is_some() {
-        return Err(ApiError::neutron_bad_request(
+        return Err(ApiError::neutron(
+            StatusCode::BAD_REQUEST,
+            "SecurityGroupRemoteGroupAndRemoteIpPrefix",
             "Only remote_ip_prefix or remote_group_id may be provided.",
         ));
     }
@@ -2422,11 +2542,20 @@ fn create_rule(
             let net: IpNet = p
                 .parse()
                 .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| ApiError::neutron_bad_request(format!("Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet.")))?;
+                .map_err(|_| {
+                    // Neutron's own exception for a malformed prefix, not the generic 400.
+                    ApiError::neutron(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidCIDR",
+                        format!("Invalid CIDR {p} given as IP prefix."),
+                    )
+                })?;
             if (ethertype == "IPv4") != net.addr().is_ipv4() {
-                return Err(ApiError::neutron_bad_request(format!(
-                    "Conflicting value ethertype {ethertype} for CIDR {p}"
-                )));
+                return Err(ApiError::neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupRuleParameterConflict",
+                    format!("Conflicting value ethertype {ethertype} for CIDR {p}"),
+                ));
             }
             Some(net.trunc().to_string())
         }
@@ -2492,6 +2621,7 @@ const QUOTA_RESOURCES: &[&str] = &[
     "subnet",
     "port",
     "router",
+    "router_route",
     "floatingip",
     "security_group",
     "security_group_rule",

@@ -83,6 +83,8 @@ const COMMON: &[Attr] = &[
     a("tenant_id", Ty::Str(255), Post::Allowed, false),
 ];
 
+// Attributes of extensions the impersonated Neutron does not load (dns-integration, qos,
+// segment, uplink-status-propagation, …) are absent, so they are rejected as unrecognized.
 pub const NETWORK: &[Attr] = &[
     a("name", Ty::Str(255), Post::Allowed, true),
     a("admin_state_up", Ty::Bool, Post::Allowed, true),
@@ -94,9 +96,7 @@ pub const NETWORK: &[Attr] = &[
     a("provider:network_type", Ty::Any, Post::Allowed, false),
     a("provider:physical_network", Ty::Any, Post::Allowed, false),
     a("provider:segmentation_id", Ty::Any, Post::Allowed, false),
-    a("dns_domain", Ty::Str(255), Post::Allowed, true),
     a("is_default", Ty::Bool, Post::Allowed, true),
-    a("qos_policy_id", Ty::NullUuid, Post::Allowed, true),
     a("subnets", Ty::UuidList, Post::No, false),
     a("tags", Ty::StrList, Post::Allowed, false),
 ];
@@ -127,8 +127,6 @@ pub const SUBNET: &[Attr] = &[
     a("prefixlen", Ty::Int, Post::Allowed, false),
     a("use_default_subnetpool", Ty::Bool, Post::Allowed, false),
     a("service_types", Ty::StrList, Post::Allowed, true),
-    a("segment_id", Ty::NullUuid, Post::Allowed, true),
-    a("dns_publish_fixed_ip", Ty::Bool, Post::Allowed, true),
     a("tags", Ty::StrList, Post::Allowed, false),
 ];
 
@@ -167,9 +165,6 @@ pub const PORT: &[Attr] = &[
         Post::Allowed,
         true,
     ),
-    a("dns_name", Ty::Str(255), Post::Allowed, true),
-    a("qos_policy_id", Ty::NullUuid, Post::Allowed, true),
-    a("propagate_uplink_status", Ty::Bool, Post::Allowed, true),
     a("binding:vif_type", Ty::Any, Post::No, false),
     a("binding:vif_details", Ty::Any, Post::No, false),
     a("tags", Ty::StrList, Post::Allowed, false),
@@ -182,9 +177,6 @@ pub const FLOATINGIP: &[Attr] = &[
     a("port_id", Ty::NullUuid, Post::Allowed, true),
     a("fixed_ip_address", Ty::NullIp, Post::Allowed, true),
     a("router_id", Ty::NullUuid, Post::No, false),
-    a("dns_domain", Ty::Str(255), Post::Allowed, false),
-    a("dns_name", Ty::Str(255), Post::Allowed, false),
-    a("qos_policy_id", Ty::NullUuid, Post::Allowed, true),
     a("tags", Ty::StrList, Post::Allowed, false),
 ];
 
@@ -347,6 +339,13 @@ fn check_cidr(name: &str, v: &Value) -> Result<Value, ApiError> {
     });
     match parsed {
         Some(_) => Ok(v.clone()),
+        // A rule's prefix goes through Neutron's convert_ip_prefix_to_cidr, which raises its
+        // own exception type rather than the generic invalid-input one.
+        None if name == "remote_ip_prefix" => Err(ApiError::neutron(
+            http::StatusCode::BAD_REQUEST,
+            "InvalidCIDR",
+            format!("Invalid CIDR {} given as IP prefix.", py_str(v)),
+        )),
         None => Err(invalid(
             name,
             format!("'{}' is not a valid IP subnet", py_str(v)),

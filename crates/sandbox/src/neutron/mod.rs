@@ -27,6 +27,7 @@ pub const DEFAULT_QUOTAS: &[(&str, i64)] = &[
     ("subnet", 100),
     ("port", 500),
     ("router", 10),
+    ("router_route", 30),
     ("floatingip", 50),
     ("security_group", 10),
     ("security_group_rule", 100),
@@ -44,12 +45,20 @@ pub struct Std {
     pub revision_number: u64,
     pub project_id: String,
     pub tenant_id: String,
+    /// Neutron's row id in its standard-attributes table; only security group rules embedded
+    /// in a security group show it.
+    #[serde(skip)]
+    pub standard_attr_id: u64,
 }
+
+/// Source of `standard_attr_id`s (one table for every resource kind, as in Neutron).
+static STANDARD_ATTR_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Std {
     pub fn new(project_id: &str, description: &str) -> Self {
         let now = now_ts();
         Self {
+            standard_attr_id: STANDARD_ATTR_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             description: description.to_string(),
             tags: Vec::new(),
             created_at: now.clone(),
@@ -93,6 +102,8 @@ pub struct Network {
     pub ipv4_address_scope: Option<String>,
     pub ipv6_address_scope: Option<String>,
     pub is_default: bool,
+    /// `l2_adjacency` extension: not loaded by the Neutron the sandbox impersonates.
+    #[serde(skip)]
     pub l2_adjacency: bool,
     #[serde(rename = "provider:network_type")]
     pub network_type: String,
@@ -126,7 +137,10 @@ pub struct Subnet {
     pub ipv6_ra_mode: Option<String>,
     pub ipv6_address_mode: Option<String>,
     pub service_types: Vec<String>,
+    /// `segment` and `subnet-dns-publish-fixed-ip` extensions: not loaded (see `l2_adjacency`).
+    #[serde(skip)]
     pub segment_id: Option<String>,
+    #[serde(skip)]
     pub dns_publish_fixed_ip: bool,
     #[serde(flatten)]
     pub std: Std,
@@ -175,8 +189,13 @@ pub struct Port {
     pub vif_type: String,
     #[serde(rename = "binding:vif_details")]
     pub vif_details: Value,
+    /// `dns-integration` and `uplink-status-propagation` extensions: not loaded (a stock ML2
+    /// Neutron without a DNS driver, like openstack-rig's, shows none of these keys).
+    #[serde(skip)]
     pub dns_name: String,
+    #[serde(skip)]
     pub dns_assignment: Vec<Value>,
+    #[serde(skip)]
     pub propagate_uplink_status: bool,
     #[serde(flatten)]
     pub std: Std,
@@ -201,7 +220,10 @@ pub struct FloatingIp {
     pub fixed_ip_address: Option<String>,
     pub status: String,
     pub port_details: Option<Value>,
+    /// `floating-ip-port-forwarding` and `qos-fip` extensions: not loaded.
+    #[serde(skip)]
     pub port_forwardings: Vec<Value>,
+    #[serde(skip)]
     pub qos_policy_id: Option<String>,
     #[serde(flatten)]
     pub std: Std,
@@ -243,6 +265,9 @@ pub struct SecurityGroupRule {
     pub belongs_to_default_sg: bool,
     #[serde(flatten)]
     pub std: Std,
+    /// Created with its group (the default egress rules): Neutron leaves their description null.
+    #[serde(skip)]
+    pub implicit: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -410,7 +435,9 @@ impl NeutronState {
                 mtu: 1500,
                 port_security_enabled: true,
                 availability_zone_hints: Vec::new(),
-                availability_zones: vec!["nova".to_string()],
+                // Filled by the DHCP agents hosting the network; the sandbox has none (nor does
+                // openstack-rig), so the list stays empty as on a real agentless Neutron.
+                availability_zones: Vec::new(),
                 ipv4_address_scope: None,
                 ipv6_address_scope: None,
                 is_default: false,
@@ -716,6 +743,7 @@ impl NeutronState {
                     remote_address_group_id: None,
                     belongs_to_default_sg: true,
                     std: Std::new(project_id, ""),
+                    implicit: true,
                 },
             );
         }

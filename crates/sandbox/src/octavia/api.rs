@@ -21,7 +21,7 @@ use super::{catalog, lifecycle, Flavor, Kind};
 use crate::state::{AppState, AuthContext, Shared, World};
 
 /// Newest API minor version the sandbox implements (2.27).
-pub const MAX_MINOR: u32 = 27;
+pub const MAX_MINOR: u32 = 30;
 
 /// `"2.11"` / `"v2.11"` → 11.
 pub fn parse_minor(version: &str) -> Option<u32> {
@@ -545,6 +545,17 @@ fn plan_pool(
     out: &mut Vec<NewObj>,
 ) -> Result<String, LbError> {
     let parsed = schema::parse(Kind::Pool, body, false, call.minor)?;
+    // Octavia refuses a graph with an unnamed pool (found against the real API).
+    let unnamed = parsed
+        .attrs
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if call.flavor == Flavor::Octavia && unnamed {
+        return Err(LbError::validation(
+            "Pools must be named when creating a fully populated loadbalancer.",
+        ));
+    }
     let protocol = str_of(&parsed.attrs, "protocol").to_string();
     if let Some(lp) = listener_protocol {
         check_pool_for_listener(lp, &protocol)?;
@@ -795,18 +806,31 @@ fn lb_create_in(call: &Call, bytes: &Bytes) -> Result<(StatusCode, Value), LbErr
     let mut rendered = call.render(&world, lb);
     // The create response of a fully-populated load balancer shows the full graph.
     if let Some(obj) = rendered.as_object_mut() {
+        // Octavia's *FullResponse types drop the back-references (`loadbalancers`, a
+        // monitor's `pools`) and replace a pool's `healthmonitor_id` by the object itself.
+        let drop_keys = |mut v: Value, keys: &[&str]| {
+            if let Some(o) = v.as_object_mut() {
+                for k in keys {
+                    o.remove(*k);
+                }
+            }
+            v
+        };
         let listeners: Vec<Value> = world
             .octavia
             .listeners_of(&lb_id)
             .into_iter()
-            .map(|l| call.render(&world, l))
+            .map(|l| drop_keys(call.render(&world, l), &["loadbalancers"]))
             .collect();
         let pools: Vec<Value> = world
             .octavia
             .pools_of(&lb_id)
             .into_iter()
             .map(|p| {
-                let mut v = call.render(&world, p);
+                let mut v = drop_keys(
+                    call.render(&world, p),
+                    &["loadbalancers", "healthmonitor_id"],
+                );
                 if let Some(o) = v.as_object_mut() {
                     let members: Vec<Value> = world
                         .octavia
@@ -818,7 +842,7 @@ fn lb_create_in(call: &Call, bytes: &Bytes) -> Result<(StatusCode, Value), LbErr
                     let hm = world
                         .octavia
                         .monitor_of(&p.id)
-                        .map(|h| call.render(&world, h));
+                        .map(|h| drop_keys(call.render(&world, h), &["pools"]));
                     o.insert("healthmonitor".into(), hm.unwrap_or(Value::Null));
                 }
                 v

@@ -300,6 +300,10 @@ impl OctaviaState {
                 _ if lb_creating && fail_create => o.set("provisioning_status", ERROR),
                 _ => o.set("provisioning_status", ACTIVE),
             }
+            // The worker's status change is a database update: Octavia stamps updated_at.
+            if o.provisioning() != PENDING_DELETE {
+                o.set("updated_at", now());
+            }
         }
         for id in deleted {
             self.delete_tree(&id);
@@ -464,12 +468,17 @@ impl OctaviaState {
                     .collect();
                 out.insert("listeners".into(), ids(listeners));
                 out.insert("members".into(), ids(self.members_of(&o.id)));
-                out.insert(
-                    "healthmonitor_id".into(),
-                    self.monitor_of(&o.id)
-                        .map(|m| Value::from(m.id.clone()))
-                        .unwrap_or(Value::Null),
-                );
+                // Octavia leaves the key out while the pool has no monitor; Neutron LBaaS v2
+                // shows null.
+                match self.monitor_of(&o.id) {
+                    Some(m) => {
+                        out.insert("healthmonitor_id".into(), Value::from(m.id.clone()));
+                    }
+                    None if neutron => {
+                        out.insert("healthmonitor_id".into(), Value::Null);
+                    }
+                    None => {}
+                }
             }
             Kind::Member => {
                 if neutron {
@@ -500,14 +509,16 @@ impl OctaviaState {
             let mut pools = Vec::new();
             if let Some(pool) = l.str("default_pool_id").and_then(|p| self.get(p)) {
                 let mut pm = brief(pool);
-                if let Some(hm) = self.monitor_of(&pool.id) {
+                // Octavia shows the key with null for a pool without monitor.
+                let hm = self.monitor_of(&pool.id).map(|hm| {
                     let mut hmm = brief(hm);
                     hmm.insert(
                         "type".into(),
                         hm.attrs.get("type").cloned().unwrap_or(Value::Null),
                     );
-                    pm.insert("health_monitor".into(), Value::Object(hmm));
-                }
+                    Value::Object(hmm)
+                });
+                pm.insert("health_monitor".into(), hm.unwrap_or(Value::Null));
                 let members: Vec<Value> = self
                     .members_of(&pool.id)
                     .into_iter()

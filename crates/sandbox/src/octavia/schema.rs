@@ -165,6 +165,9 @@ pub const LOADBALANCER: &[Field] = &[
     since(fixed("availability_zone", Ty::NullStr(255), Def::Null), 14),
     since(f("tags", Ty::StrList, Def::EmptyList), 5),
     since(fixed("additional_vips", Ty::List, Def::EmptyList), 26),
+    // Shown by the API; set by Octavia (SR-IOV VIPs), not by the caller.
+    since(fixed("vip_vnic_type", Ty::Str(64), Def::Str("normal")), 28),
+    since(f("vip_sg_ids", Ty::StrList, Def::EmptyList), 30),
     fixed("listeners", Ty::Children, Def::Skip),
     fixed("pools", Ty::Children, Def::Skip),
 ];
@@ -249,6 +252,8 @@ pub const MEMBER: &[Field] = &[
     f("weight", Ty::Int(0, 256), Def::Int(1)),
     since(f("backup", Ty::Bool, Def::Bool(false)), 1),
     fixed("subnet_id", Ty::Uuid, Def::Null),
+    // Shown by the API; "direct" only for SR-IOV members, which the sandbox has none of.
+    since(fixed("vnic_type", Ty::Str(64), Def::Str("normal")), 29),
     f("monitor_address", Ty::Ip, Def::Null),
     f("monitor_port", Ty::NullInt(1, 65535), Def::Null),
     fixed("project_id", Ty::Str(36), Def::Skip),
