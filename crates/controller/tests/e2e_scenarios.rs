@@ -709,7 +709,10 @@ async fn listeners_and_pools(
     let lb = env.lbaas.get_loadbalancer(lb_id).await.unwrap();
     let mut out = Vec::new();
     for r in &lb.listeners {
-        let l = env.lbaas.get_listener(&r.id).await.unwrap();
+        // A listener deleted a moment ago may still be named by its LB.
+        let Ok(l) = env.lbaas.get_listener(&r.id).await else {
+            continue;
+        };
         let Some(pool_id) = l.default_pool_id.clone() else {
             continue;
         };
