@@ -146,6 +146,21 @@ async fn network_subnet_port_lifecycle() {
         ))
         .await;
     assert_eq!(ports["ports"][0]["name"], "p1");
+    // One key repeated: alternatives; two keys: both on the same allocation (real Neutron).
+    let (_, ports) = cloud
+        .get("ports?fixed_ips=ip_address%3D192.168.5.11&fixed_ips=ip_address%3D192.168.5.100&fields=id")
+        .await;
+    assert_eq!(ports["ports"].as_array().map(Vec::len), Some(2), "{ports}");
+    let (_, ports) = cloud
+        .get(&format!(
+            "ports?fixed_ips=ip_address%3D192.168.5.100&fixed_ips=subnet_id%3D{sub_id}&fields=id"
+        ))
+        .await;
+    assert_eq!(ports["ports"], json!([{"id": port_id}]));
+    let (_, ports) = cloud
+        .get("ports?fixed_ips=ip_address%3D192.168.5.100&fixed_ips=subnet_id%3Dnot-that-one&fields=id")
+        .await;
+    assert_eq!(ports["ports"], json!([]));
     let (status, err) = cloud.get("ports?colour=blue").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(

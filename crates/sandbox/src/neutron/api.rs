@@ -719,10 +719,21 @@ fn filter(kind: Kind, items: Vec<Value>, q: &[(String, String)]) -> Result<Vec<V
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            fixed.iter().all(|(key, want)| {
-                ips.iter().any(|ip| match key.as_str() {
-                    "ip_address_substr" => str_field(ip, "ip_address").contains(want.as_str()),
-                    k => str_field(ip, k) == want,
+            // As Neutron's SQL: values of one key are alternatives (IN), different keys must
+            // all hold for the same allocation (checked against the real Neutron 29).
+            let matches = |ip: &Value, key: &str, want: &str| match key {
+                "ip_address_substr" => str_field(ip, "ip_address").contains(want),
+                k => str_field(ip, k) == want,
+            };
+            ips.iter().any(|ip| {
+                let mut keys: Vec<&str> = fixed.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys.iter().all(|key| {
+                    fixed
+                        .iter()
+                        .filter(|(k, _)| k == key)
+                        .any(|(k, want)| matches(ip, k, want))
                 })
             })
         })
