@@ -48,6 +48,39 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) fi
 command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
 cargo --version; go version 2>/dev/null || true; python3 --version
 
+# The conformance tier (docs/conformance.md) runs against the real Keystone/Neutron/Octavia of
+# openstack-rig. A rig that already answers belongs to someone else: it is used and left
+# running. Otherwise this script installs it (in the background, while the workspace builds:
+# apt and pip are mostly I/O), starts it before the tier and stops it on any exit.
+rig_dir=${OLBC_RIG_DIR:-$repo/../shared/openstack-rig}
+rig_mode=none
+rig_started=false
+rig_install_pid=
+rig_answers() { (exec 3<>"/dev/tcp/127.0.0.1/${OSRIG_KEYSTONE_PORT:-5000}") 2>/dev/null; }
+cleanup_rig() {
+  # An apt/pip install is never killed halfway: dpkg would be left locked.
+  [ -n "$rig_install_pid" ] && wait "$rig_install_pid" 2>/dev/null
+  if [ "$rig_mode" = ours ] && $rig_started; then
+    echo "==> stopping the openstack-rig this run started"
+    "$rig_dir/stop.sh" >"$logs/rig-stop.log" 2>&1 || echo "rig stop.sh failed (log: $logs/rig-stop.log)"
+  fi
+}
+trap cleanup_rig EXIT
+trap 'exit 130' INT TERM
+if [ "${OLBC_SKIP_CONFORMANCE:-}" = 1 ]; then
+  echo "conformance tier: skipped (OLBC_SKIP_CONFORMANCE=1)"
+elif rig_answers; then
+  rig_mode=shared
+  echo "openstack-rig already answers on 127.0.0.1:${OSRIG_KEYSTONE_PORT:-5000}: using it, leaving it running"
+elif [ -x "$rig_dir/install.sh" ]; then
+  rig_mode=ours
+  echo "openstack-rig: installing in the background (log: $logs/rig-install.log)"
+  "$rig_dir/install.sh" >"$logs/rig-install.log" 2>&1 &
+  rig_install_pid=$!
+else
+  echo "openstack-rig not found at $rig_dir (set OLBC_RIG_DIR): the conformance tier cannot run"
+fi
+
 step "cargo build (workspace, all targets)"
 cargo build --workspace --all-targets 2>&1 | tee "$logs/cargo-build.log" | grep -E '^(error|warning: unused)|Finished'
 if [ "${PIPESTATUS[0]}" != 0 ]; then
@@ -77,6 +110,55 @@ for suite in "$repo"/tests/*/run.sh; do
   name=$(basename "$(dirname "$suite")")
   run_script "$name" env OLBC_BIN="$target_dir/debug/openstack-lb-controller" "$suite"
 done
+
+# The conformance tier and the live fidelity check share one rig window.
+if [ "$rig_mode" != none ]; then
+  step "openstack-rig (${rig_mode}) + conformance tier + live fidelity"
+  rig_ok=true
+  if [ "$rig_mode" = ours ]; then
+    t=$SECONDS
+    if ! wait "$rig_install_pid"; then
+      rig_ok=false; tail -n 30 "$logs/rig-install.log"
+      failed=$((failed + 1)); failures+=("openstack-rig install.sh (log: $logs/rig-install.log)")
+    fi
+    rig_install_pid=
+    echo "rig install: waited $((SECONDS - t)) s"
+    if $rig_ok; then
+      t=$SECONDS
+      rig_started=true
+      if "$rig_dir/start.sh" >"$logs/rig-start.log" 2>&1; then
+        echo "rig start: $((SECONDS - t)) s"
+      else
+        rig_ok=false; tail -n 30 "$logs/rig-start.log"
+        failed=$((failed + 1)); failures+=("openstack-rig start.sh (log: $logs/rig-start.log)")
+      fi
+    fi
+  fi
+  if $rig_ok; then
+    t=$SECONDS
+    OLBC_CONFORMANCE_LOG_DIR="$logs/conformance" scripts/conformance.sh --rig 2>&1 | tee "$logs/conformance.log"
+    conf_rc=${PIPESTATUS[0]}
+    echo "conformance tier: $((SECONDS - t)) s"
+    count_cargo "$logs/conformance.log"
+    if [ "$conf_rc" != 0 ]; then
+      failures+=("conformance tier (exit $conf_rc; logs: $logs/conformance)")
+      grep -qE '^test result:.* [1-9][0-9]* failed' "$logs/conformance.log" || failed=$((failed + 1))
+    fi
+    t=$SECONDS
+    step "live fidelity (OLBC_RIG=1 cargo test -p fidelity, its live_rig test)"
+    # `--workspace --test fidelity`: the workspace's feature set, so nothing is rebuilt.
+    OLBC_RIG=1 cargo test --workspace --test fidelity -- live_rig 2>&1 | tee "$logs/fidelity-live.log"
+    fid_rc=${PIPESTATUS[0]}
+    echo "live fidelity: $((SECONDS - t)) s"
+    count_cargo "$logs/fidelity-live.log"
+    if [ "$fid_rc" != 0 ]; then
+      failures+=("live fidelity (exit $fid_rc; log: $logs/fidelity-live.log)")
+      grep -qE '^test result:.* [1-9][0-9]* failed' "$logs/fidelity-live.log" || failed=$((failed + 1))
+    elif ! grep -qE '^test live_rig[a-z_]* \.\.\. ok' "$logs/fidelity-live.log"; then
+      failed=$((failed + 1)); failures+=("live fidelity: no live_rig test ran (log: $logs/fidelity-live.log)")
+    fi
+  fi
+fi
 
 step "summary"
 for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done

@@ -155,11 +155,33 @@ pub async fn list_all<T: DeserializeOwned>(
             .find(|(k, _)| k == "marker")
             .map(|(_, v)| v.clone());
         match marker {
-            Some(m) if seen_markers.insert(m.clone()) => params = next_params,
+            Some(m) if seen_markers.insert(m.clone()) => {
+                params = next_page_params(query.params(), next_params)
+            }
             _ => break,
         }
     }
     Ok(out)
+}
+
+/// The query of the next page: the link's (limit, marker, sort) plus every filter of the first
+/// request the link left out. Octavia's "next" links carry only `limit`, `sort`, `sort_key`
+/// and `marker` (octavia/api/common/pagination.py `_make_links`), so following them verbatim
+/// silently drops `tags`, `name` or `loadbalancer_id` from page 2 on; Neutron's repeat the
+/// filters, and are then taken as they are.
+pub fn next_page_params(
+    first: &[(String, String)],
+    link: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let in_link: std::collections::HashSet<String> = link.iter().map(|(k, _)| k.clone()).collect();
+    let mut out = link;
+    out.extend(
+        first
+            .iter()
+            .filter(|(k, _)| !in_link.contains(k) && k != "page_reverse")
+            .cloned(),
+    );
+    out
 }
 
 /// Percent-encodes one path segment (ids are safe already; tags and names may not be).
@@ -172,3 +194,62 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Regression (found by the conformance tier on a real Octavia 19): a filtered list with
+    /// `limit=1` returned other load balancers' listeners from page 2 on, because Octavia's
+    /// next link drops the filters.
+    #[test]
+    fn octavia_next_link_keeps_the_first_requests_filters() {
+        let first = ListQuery::new()
+            .filter("loadbalancer_id", "lb-1")
+            .tags(&["a", "b"])
+            .fields(&["id", "name"])
+            .limit(1);
+        let link = pairs(&[("limit", "1"), ("marker", "x")]);
+        let next = next_page_params(first.params(), link);
+        let mut got: Vec<(&str, &str)> =
+            next.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("fields", "id"),
+                ("fields", "name"),
+                ("limit", "1"),
+                ("loadbalancer_id", "lb-1"),
+                ("marker", "x"),
+                ("tags", "a,b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn neutron_next_link_is_taken_as_it_is() {
+        let first = ListQuery::new()
+            .filter("device_owner", "network:router_interface")
+            .limit(1);
+        let link = pairs(&[
+            ("limit", "1"),
+            ("device_owner", "network:router_interface"),
+            ("marker", "x"),
+        ]);
+        assert_eq!(next_page_params(first.params(), link.clone()), link);
+    }
+
+    #[test]
+    fn a_reversed_first_page_does_not_reverse_the_next_ones() {
+        let first = pairs(&[("limit", "1"), ("page_reverse", "True")]);
+        let link = pairs(&[("limit", "1"), ("marker", "x")]);
+        assert_eq!(next_page_params(&first, link.clone()), link);
+    }
+}
