@@ -615,6 +615,15 @@ async fn lists_filter_paginate_and_trim_fields() {
         .collect();
     // Octavia offers "next" after every full page, without looking ahead.
     assert_eq!(rels, vec!["next", "previous"]);
+    // As real Octavia: the links keep the sort but drop every filter.
+    let (_, filtered) = env
+        .get("/loadbalancers?limit=1&name=lb2&sort=name:asc")
+        .await;
+    let href = filtered["loadbalancers_links"][0]["href"].as_str().unwrap();
+    assert!(
+        href.contains("sort=name") && !href.contains("name=lb2"),
+        "{href}"
+    );
     let (_, page3) = env
         .get(&format!("/loadbalancers?limit=2&marker={}", ids[3]))
         .await;

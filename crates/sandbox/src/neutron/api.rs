@@ -356,8 +356,9 @@ async fn list_ip_availability(
     State(state): State<AppState>,
     Extension(ctx): Extension<AuthContext>,
 ) -> Result<Json<Value>, ApiError> {
+    // Real Neutron filters by policy instead of refusing: a non-admin gets an empty list.
     if !ctx.is_admin() {
-        return Err(policy_denied("rule:get_network_ip_availability"));
+        return Ok(Json(json!({"network_ip_availabilities": []})));
     }
     let world = state.inner.world.lock();
     let n = &world.neutron;
@@ -374,8 +375,13 @@ async fn show_ip_availability(
     Extension(ctx): Extension<AuthContext>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    // ... and hides the object's existence with a plain 404 (checked on Neutron 29).
     if !ctx.is_admin() {
-        return Err(policy_denied("rule:get_network_ip_availability"));
+        return Err(ApiError::neutron(
+            StatusCode::NOT_FOUND,
+            "HTTPNotFound",
+            "The resource could not be found.",
+        ));
     }
     let world = state.inner.world.lock();
     let n = &world.neutron;

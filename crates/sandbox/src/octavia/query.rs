@@ -181,10 +181,13 @@ impl ListQuery {
             // any page reached through a marker offers "previous".
             let more_after = page.len() >= limit;
             let more_before = self.marker.is_some();
+            // Octavia's links carry only limit, the sort and the marker: every filter of the
+            // request is dropped (octavia/api/common/pagination.py), so a client that follows
+            // them verbatim lists unfiltered pages. Mimicked so our client is tested for it.
             let keep: Vec<(String, String)> = self
                 .raw
                 .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "marker" | "page_reverse" | "limit"))
+                .filter(|(k, _)| matches!(k.as_str(), "sort" | "sort_key" | "sort_dir"))
                 .cloned()
                 .collect();
             let href = |marker: &str, reverse: bool| {
