@@ -480,11 +480,15 @@ async fn observe(conn: &Connection, lookup: &Lookup) -> anyhow::Result<Observed>
         .map_err(|e| anyhow!("cannot read what exists in the cloud: {e}"))
 }
 
-/// Whether any step creates a load balancer (for the condition message).
+/// Whether any step creates a load balancer (for the condition message): Octavia's LB POST,
+/// or on LBaaS v1 the pool POST (as the controller counts it).
 pub(crate) fn creates_lb(plan: &Plan) -> bool {
-    plan.steps
-        .iter()
-        .any(|s| matches!(s.step, Step::CreateLoadBalancer { .. }))
+    plan.steps.iter().any(|s| {
+        matches!(
+            s.step,
+            Step::CreateLoadBalancer { .. } | Step::CreateV1Pool { .. }
+        )
+    })
 }
 
 /// Invalid problems as the condition/Event message: the controller joins them with "; ".
@@ -504,5 +508,40 @@ impl Condition {
             reason: reason.to_string(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Gate, PlannedStep};
+
+    fn plan_of(step: Step) -> Plan {
+        Plan {
+            steps: vec![PlannedStep {
+                gate: Gate::Now,
+                step,
+            }],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn a_v1_pool_create_is_creating_the_load_balancer() {
+        assert!(creates_lb(&plan_of(Step::CreateV1Pool {
+            name: "kube_service_kubernetes_shop_web".into(),
+            description: String::new(),
+            subnet_id: "subnet-1".into(),
+            protocol: "TCP".into(),
+            lb_method: "ROUND_ROBIN".into(),
+        })));
+        assert!(!creates_lb(&plan_of(Step::UpdateV1Pool {
+            pool: "pool-1".into(),
+            lb_method: "SOURCE_IP".into(),
+        })));
+        assert!(!creates_lb(&plan_of(Step::DeleteFloatingIp {
+            fip: "f-1".into()
+        })));
+        assert!(!creates_lb(&Plan::default()));
     }
 }

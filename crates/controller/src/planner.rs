@@ -97,6 +97,18 @@ pub trait Cloud: Send + Sync + 'static {
     }
 }
 
+/// Adding our cluster tag to a floating IP of ours that lacks it (`model::FipTag`). Apart
+/// from [`Cloud::execute`] because the model keeps these calls out of `Plan::steps`
+/// (implemented for the OpenStack cloud in [`crate::runner`]).
+pub trait FipTags: Send + Sync + 'static {
+    /// PUT /v2.0/floatingips/{fip}/tags/{tag}: adds one tag, keeps the others.
+    fn tag_floating_ip(
+        &self,
+        fip: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
 /// A cloud object carrying a cluster-identity tag: its kind, id, and the name (LB) or
 /// description (FIP) that says which Service it was made for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +152,7 @@ struct NodeScan {
     scan: Scan,
 }
 
-pub struct Planner<C: Cloud + Inventory + Resync> {
+pub struct Planner<C: Cloud + Inventory + Resync + FipTags> {
     pub(crate) cloud: Arc<C>,
     pub(crate) ctx: RwLock<Arc<Context>>,
     scan: Mutex<NodeScan>,
@@ -183,19 +195,41 @@ pub(crate) fn describe(step: &Step) -> String {
     }
 }
 
+/// Whether the runnable head of `plan` creates the load balancer: Octavia's LB POST, or on
+/// LBaaS v1 the pool POST (the v1 object every other one hangs off).
+pub(crate) fn creates_lb(plan: &Plan) -> bool {
+    plan.runnable().iter().any(|s| {
+        matches!(
+            s.step,
+            Step::CreateLoadBalancer { .. } | Step::CreateV1Pool { .. }
+        )
+    })
+}
+
 fn stages(observed: &Observed) -> Stages {
-    let Some(lb) = observed.load_balancer.as_ref() else {
-        return Stages::default();
-    };
-    let fip_attached = lb.vip_port_id.as_ref().is_some_and(|vip| {
+    let fip_on = |port: &str| {
         observed
             .floating_ips
             .iter()
-            .any(|f| f.port_id.as_ref() == Some(vip))
-    });
+            .any(|f| f.port_id.as_deref() == Some(port))
+    };
+    if let Some(lb) = observed.load_balancer.as_ref() {
+        return Stages {
+            lb_active: lb.provisioning_status == ProvisioningStatus::Active,
+            fip_attached: lb.vip_port_id.as_deref().is_some_and(fip_on),
+        };
+    }
+    // LBaaS v1 has no load balancer object: the pool and its VIP stand for it, each with its
+    // own status ("ACTIVE" once the driver has deployed it).
+    let Some(v1) = observed.v1.as_ref() else {
+        return Stages::default();
+    };
+    let active = |status: &str| status.eq_ignore_ascii_case("ACTIVE");
+    let vip = v1.vip.as_ref();
     Stages {
-        lb_active: lb.provisioning_status == ProvisioningStatus::Active,
-        fip_attached,
+        lb_active: v1.pool.as_ref().is_some_and(|p| active(&p.status))
+            && vip.is_some_and(|v| active(&v.status)),
+        fip_attached: vip.is_some_and(|v| !v.port_id.is_empty() && fip_on(&v.port_id)),
     }
 }
 
@@ -253,7 +287,7 @@ fn lb_id_annotation(service: &Service) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-impl<C: Cloud + Inventory + Resync> Planner<C> {
+impl<C: Cloud + Inventory + Resync + FipTags> Planner<C> {
     pub fn new(cloud: Arc<C>, ctx: Context) -> Self {
         Planner {
             cloud,
@@ -375,6 +409,21 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
         model::desired(service, &nodes, &ctx.config, &ctx.features, &ctx.env)
     }
 
+    /// Add the cluster tag to the floating IPs of ours that lack it; returns the calls made
+    /// (for the log). Neutron only: needs no Octavia lock.
+    async fn tag_fips(&self, plan: &Plan) -> Result<Vec<String>, Failure> {
+        let mut done = Vec::new();
+        for t in &plan.fip_tags {
+            self.cloud
+                .tag_floating_ip(&t.fip, &t.tag)
+                .await
+                .map_err(failure)?;
+            info!(fip = %t.fip, "floating IP of ours had lost its cluster tag; tagged");
+            done.push(format!("tag_floating_ip {}", t.fip));
+        }
+        Ok(done)
+    }
+
     /// Execute the runnable head of `plan`; a 409 means the LB got locked in between.
     async fn run_steps(&self, plan: &Plan) -> Result<Option<Vec<String>>, Failure> {
         let steps: Vec<Step> = plan.runnable().iter().map(|s| s.step.clone()).collect();
@@ -390,7 +439,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     }
 }
 
-impl<C: Cloud + Inventory + Resync> Planner<C> {
+impl<C: Cloud + Inventory + Resync + FipTags> Planner<C> {
     fn owned_from(&self, tagged: Vec<Tagged>) -> Vec<Owned> {
         let ctx = self.context();
         tagged
@@ -423,7 +472,7 @@ fn busy_status(plan: &Plan, observed: &Observed) -> String {
     }
 }
 
-impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
+impl<C: Cloud + Inventory + Resync + FipTags> LoadBalancers for Planner<C> {
     fn member_fingerprint(&self, service: &Service, nodes: &[Arc<Node>]) -> u64 {
         let mut h = DefaultHasher::new();
         match self.desired(service, nodes) {
@@ -493,6 +542,16 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
         }
         let notices = notices(&spec.warnings, &plan);
         let stages = stages(&observed);
+        let tagged = self.tag_fips(&plan).await?;
+        if plan.is_empty() && !tagged.is_empty() {
+            // A write happened: the next pass observes the result before publishing.
+            return Ok(Ensured::Progressed {
+                steps: tagged,
+                created: false,
+                notices,
+                stages,
+            });
+        }
         if plan.is_empty() {
             if plan.wait.is_some() {
                 return Ok(Ensured::Busy {
@@ -507,13 +566,10 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
                 print: Some(drift::print(&observed, &spec.cluster_tag)),
             });
         }
-        let created = plan
-            .runnable()
-            .iter()
-            .any(|s| matches!(s.step, Step::CreateLoadBalancer { .. }));
+        let created = creates_lb(&plan);
         match self.run_steps(&plan).await? {
             Some(steps) => Ok(Ensured::Progressed {
-                steps,
+                steps: tagged.into_iter().chain(steps).collect(),
                 created,
                 notices,
                 stages,
@@ -636,6 +692,23 @@ mod tests {
         scans: Mutex<u32>,
         port_reads: Mutex<u32>,
         snapshots: Mutex<u32>,
+        tag_calls: Mutex<Vec<(String, String)>>,
+    }
+
+    impl FipTags for SimCloud {
+        async fn tag_floating_ip(&self, fip: &str, tag: &str) -> Result<(), CloudError> {
+            self.tag_calls
+                .lock()
+                .unwrap()
+                .push((fip.to_string(), tag.to_string()));
+            let mut state = self.state.lock().unwrap();
+            for f in state.floating_ips.iter_mut().filter(|f| f.id == fip) {
+                if !f.tags.iter().any(|t| t == tag) {
+                    f.tags.push(tag.to_string());
+                }
+            }
+            Ok(())
+        }
     }
 
     impl Inventory for SimCloud {
@@ -1253,6 +1326,161 @@ mod tests {
             Some("shop/web")
         );
         assert_eq!(service_of_fip_description("other", &d), None);
+    }
+
+    #[tokio::test]
+    async fn a_fip_of_ours_that_lost_its_tag_is_tagged_once() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let nodes = vec![node("n1", "127.0.1.1")];
+        let svc = service(&[]);
+        p.ensure(&svc, &nodes).await.unwrap();
+        give_vip_ports(&cloud);
+        let (published, _) = converge(&p, &svc, &nodes).await;
+        // As left by a controller killed between the FIP POST and its tag PUT.
+        let fip = {
+            let mut s = cloud.state.lock().unwrap();
+            s.floating_ips[0].tags.clear();
+            s.floating_ips[0].id.clone()
+        };
+        let executed = cloud.executed.lock().unwrap().len();
+        let tag = model::naming::cluster_tag("uid-1");
+        match p.ensure(&svc, &nodes).await.unwrap() {
+            Ensured::Progressed { steps, created, .. } => {
+                assert_eq!(steps, vec![format!("tag_floating_ip {fip}")]);
+                assert!(!created);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            *cloud.tag_calls.lock().unwrap(),
+            vec![(fip.clone(), tag.clone())]
+        );
+        let (again, _) = converge(&p, &svc, &nodes).await;
+        assert_eq!(again, published, "same address, nothing else changed");
+        assert_eq!(cloud.tag_calls.lock().unwrap().len(), 1, "tagged once");
+        assert_eq!(cloud.executed.lock().unwrap().len(), executed);
+        assert_eq!(cloud.state.lock().unwrap().floating_ips[0].tags, vec![tag]);
+    }
+
+    #[tokio::test]
+    async fn a_users_fip_is_never_tagged() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let nodes = vec![node("n1", "127.0.1.1")];
+        let mut svc = service(&[]);
+        svc.spec.as_mut().unwrap().load_balancer_ip = Some("203.0.113.77".into());
+        cloud
+            .state
+            .lock()
+            .unwrap()
+            .floating_ips
+            .push(ObservedFloatingIp {
+                id: "users-fip".into(),
+                floating_ip_address: "203.0.113.77".into(),
+                floating_network_id: "22222222-2222-2222-2222-222222222222".into(),
+                description: "the shop's address".into(),
+                ..Default::default()
+            });
+        p.ensure(&svc, &nodes).await.unwrap();
+        give_vip_ports(&cloud);
+        let (published, _) = converge(&p, &svc, &nodes).await;
+        assert_eq!(published.ingress[0].ip.as_deref(), Some("203.0.113.77"));
+        let state = cloud.state.lock().unwrap().clone();
+        assert!(state.floating_ips[0].port_id.is_some(), "attached");
+        assert!(state.floating_ips[0].tags.is_empty());
+        assert!(cloud.tag_calls.lock().unwrap().is_empty());
+    }
+
+    fn v1_observed(pool: &str, vip: Option<&str>, fip_on_vip: bool) -> Observed {
+        use model::observed::{ObservedV1, ObservedV1Pool, ObservedV1Vip};
+        Observed {
+            v1: Some(ObservedV1 {
+                pool: Some(ObservedV1Pool {
+                    id: "pool-1".into(),
+                    status: pool.into(),
+                    ..Default::default()
+                }),
+                vip: vip.map(|status| ObservedV1Vip {
+                    id: "vip-1".into(),
+                    port_id: "vip-port".into(),
+                    status: status.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            floating_ips: vec![ObservedFloatingIp {
+                id: "f1".into(),
+                port_id: fip_on_vip.then(|| "vip-port".to_string()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn v1_stages_come_from_the_pool_and_the_vip() {
+        let s = |lb_active, fip_attached| Stages {
+            lb_active,
+            fip_attached,
+        };
+        assert_eq!(stages(&Observed::default()), s(false, false));
+        assert_eq!(stages(&v1_observed("ACTIVE", None, false)), s(false, false));
+        assert_eq!(
+            stages(&v1_observed("PENDING_CREATE", Some("ACTIVE"), false)),
+            s(false, false)
+        );
+        assert_eq!(
+            stages(&v1_observed("ACTIVE", Some("PENDING_CREATE"), true)),
+            s(false, true)
+        );
+        assert_eq!(
+            stages(&v1_observed("ACTIVE", Some("ACTIVE"), false)),
+            s(true, false)
+        );
+        assert_eq!(
+            stages(&v1_observed("ACTIVE", Some("ACTIVE"), true)),
+            s(true, true)
+        );
+    }
+
+    #[tokio::test]
+    async fn v1_pool_create_counts_as_creating_the_load_balancer() {
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let mut ctx = (*p.context()).clone();
+        ctx.features = CloudFeatures::neutron_v1();
+        p.set_context(ctx);
+        // v1 VIPs carry one TCP port.
+        let mut svc = service(&[]);
+        svc.spec
+            .as_mut()
+            .unwrap()
+            .ports
+            .as_mut()
+            .unwrap()
+            .truncate(1);
+        let first = p.ensure(&svc, &[node("n1", "127.0.1.1")]).await.unwrap();
+        let Ensured::Progressed { created, steps, .. } = first else {
+            panic!("{first:?}")
+        };
+        assert!(created, "{steps:?}");
+        assert!(
+            steps.iter().any(|s| s.starts_with("create_v1_pool")),
+            "{steps:?}"
+        );
+        // An update of an existing v1 pool is not a create.
+        let plan = |step| Plan {
+            steps: vec![PlannedStep {
+                gate: Gate::Now,
+                step,
+            }],
+            ..Plan::default()
+        };
+        assert!(!creates_lb(&plan(Step::UpdateV1Pool {
+            pool: "pool-1".into(),
+            lb_method: "ROUND_ROBIN".into(),
+        })));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use kube::Client;
 use model::config::CloudConfig;
 use model::{CloudFeatures, Environment};
 use openstack::lbaas::LoadBalancerApi;
+use openstack::neutron::TagResource;
 use openstack::{Neutron, Session, SessionOptions};
 use tracing::{info, warn};
 
@@ -22,7 +23,7 @@ use crate::engine::{self, Health, Settings};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::openstack_cloud::OpenStackCloud;
-use crate::planner::{Context, Planner};
+use crate::planner::{CloudError, CloudErrorKind, Context, FipTags, Planner};
 use crate::server;
 
 /// Everything a controller process needs, already parsed.
@@ -121,6 +122,8 @@ pub async fn connect(
         Ok(api) => api,
         Err(e) => return disabled(format!("cannot detect the load-balancer service: {e}")),
     };
+    // The v1 client when the cloud offers only LBaaS v1 (then the cloud is built by
+    // `OpenStackCloud::neutron_v1`, which owns the v1 features).
     let mut v1_client = None;
     let (lb, features) = match &api {
         LoadBalancerApi::Octavia(c) => {
@@ -178,8 +181,12 @@ pub async fn connect(
     for (what, e) in crate::discovery::discover(&config, &neutron, &nodes, &mut env).await {
         warn!(error = %e, "{what}");
     }
-    let mut cloud = OpenStackCloud::new(lb, neutron, features.clone());
-    cloud.v1 = v1_client;
+    let cloud = match v1_client {
+        Some(v1) => OpenStackCloud::neutron_v1(lb, v1, neutron),
+        None => OpenStackCloud::new(lb, neutron, features),
+    };
+    // The plans are made for exactly the features the cloud executes with.
+    let features = cloud.features.clone();
     let planner = Planner::new(
         Arc::new(cloud),
         Context {
@@ -280,5 +287,21 @@ pub async fn run(
             }
             result.into_inner().unwrap_or_else(|e| e.into_inner())
         }
+    }
+}
+
+// Here rather than in planner.rs, which must not know the OpenStack client.
+impl FipTags for OpenStackCloud {
+    async fn tag_floating_ip(&self, fip: &str, tag: &str) -> Result<(), CloudError> {
+        self.neutron
+            .add_tag(TagResource::FloatingIps, fip, tag)
+            .await
+            .map_err(|e| CloudError {
+                kind: match &e {
+                    openstack::Error::Conflict { .. } => CloudErrorKind::Conflict,
+                    _ => CloudErrorKind::Other,
+                },
+                message: e.to_string(),
+            })
     }
 }

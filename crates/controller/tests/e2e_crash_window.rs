@@ -3,8 +3,9 @@
 //! committed in the cloud) and then holds the answer back (`hold_response_ms`, `times: 1`);
 //! the test sees the object in the sandbox, checks that the controller has not learned of it
 //! (no status, no follow-up call naming it), kills the process and restarts it. The restarted
-//! controller must adopt what exists: one LB, one FIP, no repeated POST (counted from the
-//! request log), traffic through the FIP, and after deletion a clean leak audit. Each test has
+//! controller must adopt what exists: one LB, one FIP (given the cluster tag it missed), no
+//! repeated POST (counted from the request log), traffic through the FIP, and after deletion a
+//! clean leak audit. Each test has
 //! its own world (control plane, sandbox with floating range 127.24x.0.0/24, namespace, node
 //! addresses 127.100.4x.x), so they may run in parallel.
 
@@ -276,9 +277,35 @@ async fn killed_while_the_fip_post_answer_is_held_the_restart_reuses_that_fip() 
         "hold FIP POST: FIP {} {} reused (tags after restart {:?}); calls after restart: {after:?}",
         held.id, held.floating_ip_address, fips[0].tags
     );
+    // The tag PUT that the kill cut off is made up for, so that orphan collection (which
+    // lists by the cluster tag) can find this FIP; it is the only write.
+    let cluster_tag = lb
+        .tags
+        .iter()
+        .find(|t| t.starts_with("kube-cluster-uid="))
+        .cloned()
+        .expect("the LB carries the cluster tag");
+    assert!(
+        !held.tags.contains(&cluster_tag),
+        "the kill came before the tag PUT: {:?}",
+        held.tags
+    );
+    assert!(
+        fips[0].tags.contains(&cluster_tag),
+        "tagged after the restart: {:?}",
+        fips[0].tags
+    );
+    let puts = env.calls(restart, "PUT").await;
     assert_eq!(
-        after.writes, 0,
-        "everything already existed: nothing to write"
+        after.writes, 1,
+        "everything else already existed: only the tag PUT; PUTs {puts:?}"
+    );
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(
+        puts[0]
+            .0
+            .contains(&format!("/floatingips/{}/tags/", held.id)),
+        "{puts:?}"
     );
     assert_traffic(&held.floating_ip_address, &svc).await;
 

@@ -164,6 +164,97 @@ fn occm_fip_without_tag_is_adopted_not_duplicated() {
     assert_eq!(ops(&plan(&spec, &observed)), vec!["associate_floating_ip"]);
 }
 
+/// What the cloud holds after the controller died between the FIP POST (committed, attached
+/// to the VIP port) and its tag PUT: our description, no tag.
+fn untagged_fip(spec: &model::LoadBalancerSpec) -> Observed {
+    let mut observed = created(spec);
+    observed
+        .floating_ips
+        .iter_mut()
+        .for_each(|f| f.tags.clear());
+    observed
+}
+
+#[test]
+fn attached_fip_of_ours_without_the_cluster_tag_gets_it_and_nothing_else() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let observed = untagged_fip(&spec);
+    let fip = observed.floating_ips[0].id.clone();
+    let p = plan(&spec, &observed);
+    assert!(p.steps.is_empty(), "{:?}", ops(&p));
+    assert_eq!(
+        p.fip_tags,
+        vec![model::plan::FipTag {
+            fip: fip.clone(),
+            tag: spec.cluster_tag.clone()
+        }]
+    );
+    // Tagged: nothing left, and a tag another tool added stays untouched.
+    let mut tagged = observed.clone();
+    tagged.floating_ips[0].tags = vec!["owner=ops".into(), spec.cluster_tag.clone()];
+    let again = plan(&spec, &tagged);
+    assert!(again.steps.is_empty() && again.fip_tags.is_empty());
+    // keep-floatingip does not change whose FIP it is: it is still tagged.
+    let kept = want(&svc_with(&[(a::KEEP_FLOATINGIP, "true")])).expect("ok");
+    assert_eq!(plan(&kept, &untagged_fip(&kept)).fip_tags.len(), 1);
+}
+
+#[test]
+fn user_and_foreign_fips_are_never_tagged() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    // The user's FIP named by spec.loadBalancerIP: their description, no tag, attached.
+    let mut svc = svc_with(&[]);
+    svc.spec.as_mut().expect("spec").load_balancer_ip = Some("203.0.113.10".into());
+    let by_address = want(&svc).expect("ok");
+    let mut observed = untagged_fip(&by_address);
+    observed.floating_ips[0].description = "reserved for the shop".into();
+    observed.floating_ips[0].floating_ip_address = "203.0.113.10".into();
+    let p = plan(&by_address, &observed);
+    assert!(p.steps.is_empty(), "{:?}", ops(&p));
+    assert!(p.fip_tags.is_empty(), "{:?}", p.fip_tags);
+    // Our description but another cluster's tag: not ours either.
+    let mut foreign = untagged_fip(&spec);
+    foreign.floating_ips[0].tags = vec![naming::cluster_tag("another-cluster")];
+    assert!(plan(&spec, &foreign).fip_tags.is_empty());
+}
+
+#[test]
+fn a_fip_being_released_or_left_detached_is_not_tagged() {
+    // Turned internal: the untagged FIP of ours goes, it is not tagged first.
+    let internal = want(&svc_with(&[(a::INTERNAL, "true")])).expect("ok");
+    let external = want(&svc_with(&[])).expect("ok");
+    let observed = untagged_fip(&external);
+    let p = plan(&internal, &observed);
+    assert_eq!(ops(&p), vec!["delete_floating_ip"]);
+    assert!(p.fip_tags.is_empty());
+    // Detached: re-attached (the association names it); tagged on the next pass.
+    let mut detached = observed.clone();
+    detached.floating_ips[0].port_id = None;
+    let p = plan(&external, &detached);
+    assert_eq!(ops(&p), vec!["associate_floating_ip"]);
+    assert!(p.fip_tags.is_empty());
+    assert_eq!(plan(&external, &apply(&p, &detached)).fip_tags.len(), 1);
+}
+
+#[test]
+fn v1_attached_fip_of_ours_without_the_cluster_tag_gets_it() {
+    let v1 = CloudFeatures::neutron_v1();
+    let mut c = config();
+    c.load_balancer.placement.subnet_id = Some(NODE_SUBNET.into());
+    let spec = desired(&svc_with(&[]), &nodes(2), &c, &v1, &env()).expect("ok");
+    let observed = untagged_fip(&spec);
+    let vip_port = observed
+        .v1
+        .as_ref()
+        .and_then(|v| v.vip.as_ref())
+        .map(|v| v.port_id.clone());
+    assert_eq!(observed.floating_ips[0].port_id, vip_port);
+    let p = plan(&spec, &observed);
+    assert!(p.steps.is_empty(), "{:?}", ops(&p));
+    assert_eq!(p.fip_tags.len(), 1);
+    assert_eq!(p.fip_tags[0].fip, observed.floating_ips[0].id);
+}
+
 #[test]
 fn requested_fip_attached_elsewhere_is_invalid() {
     let mut svc = svc_with(&[]);

@@ -1,8 +1,9 @@
 //! Floating-IP steps (SPEC §4 "Floating IP"): keep the right FIP on the VIP port with at most
 //! one write, and only ever release a FIP we created (description + our cluster tag) that
-//! keep-floatingip does not protect. A user's FIP is at most detached, never deleted.
+//! keep-floatingip does not protect. A user's FIP is at most detached, never deleted, never
+//! tagged.
 
-use super::{PortRef, Step};
+use super::{FipTag, PlannedStep, PortRef, Step};
 use crate::invalid::Invalid;
 use crate::naming;
 use crate::observed::{Observed, ObservedFloatingIp};
@@ -124,4 +125,39 @@ pub(super) fn fip_steps(
             }
         }
     }
+}
+
+/// Our cluster tag for each FIP of ours (by [`is_our_fip`]: our description, no other
+/// cluster's tag) attached to `vip_port` that lacks it and that `steps` leave where it is. A
+/// FIP with someone else's description (the user's, e.g. the one `spec.loadBalancerIP`
+/// names) is never tagged: the tag is what orphan collection deletes by.
+pub(super) fn missing_tags(
+    spec: &LoadBalancerSpec,
+    observed: &Observed,
+    vip_port: Option<&str>,
+    steps: &[PlannedStep],
+) -> Vec<FipTag> {
+    let Some(vip_port) = vip_port else {
+        return Vec::new();
+    };
+    let touched = |id: &str| {
+        steps.iter().any(|s| match &s.step {
+            Step::AssociateFloatingIp { fip, .. }
+            | Step::DisassociateFloatingIp { fip }
+            | Step::DeleteFloatingIp { fip } => fip == id,
+            _ => false,
+        })
+    };
+    observed
+        .floating_ips
+        .iter()
+        .filter(|f| f.port_id.as_deref() == Some(vip_port))
+        .filter(|f| is_our_fip(&spec.fip_description, &spec.cluster_tag, f))
+        .filter(|f| !f.tags.iter().any(|t| t == &spec.cluster_tag))
+        .filter(|f| !touched(&f.id))
+        .map(|f| FipTag {
+            fip: f.id.clone(),
+            tag: spec.cluster_tag.clone(),
+        })
+        .collect()
 }
