@@ -544,4 +544,20 @@ mod tests {
         })));
         assert!(!creates_lb(&Plan::default()));
     }
+
+    #[test]
+    fn a_tag_step_shows_as_the_tag_put() {
+        let step = Step::TagFloatingIp {
+            fip: "f-1".into(),
+            tag: "kube-cluster-uid=u-1".into(),
+        };
+        let call = render::api_call(&step, None);
+        assert_eq!(
+            (call.method, call.path.as_str()),
+            ("PUT", "/v2.0/floatingips/f-1/tags/kube-cluster-uid=u-1")
+        );
+        assert!(call.fields.is_empty() && call.then.is_none());
+        assert_eq!(render::title(&step), "tag floating ip f-1");
+        assert!(!creates_lb(&plan_of(step)));
+    }
 }

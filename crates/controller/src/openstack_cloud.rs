@@ -48,7 +48,8 @@ fn other(message: impl Into<String>) -> CloudError {
     }
 }
 
-/// A 404 on a delete means the object is already gone: the goal is reached.
+/// A 404 on a delete (or on tagging an object that has gone since) means the object is
+/// already gone: the goal is reached.
 fn ignore_missing(r: openstack::Result<()>) -> Result<(), CloudError> {
     match r {
         Err(e) if e.is_not_found() => Ok(()),
@@ -748,6 +749,12 @@ impl OpenStackCloud {
             Step::DeleteFloatingIp { fip } => {
                 ignore_missing(self.neutron.delete_floating_ip(fip).await)?
             }
+            // A FIP gone meanwhile needs no tag: orphan collection has nothing left to find.
+            Step::TagFloatingIp { fip, tag } => ignore_missing(
+                self.neutron
+                    .add_tag(TagResource::FloatingIps, fip, tag)
+                    .await,
+            )?,
             Step::CreateSecurityGroup {
                 name,
                 description,
@@ -1443,6 +1450,50 @@ mod tests {
             o.floating_ips[0].port_id.as_deref(),
             Some(vip.port_id.as_str())
         );
+        sb.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn tagging_a_fip_adds_one_tag_keeps_the_others_and_a_gone_fip_is_no_error() {
+        let (sb, cloud) = v1_cloud(std::time::Duration::ZERO).await;
+        cloud
+            .execute(&[Step::CreateFloatingIp {
+                network_id: sb.seed().public_network_id.clone(),
+                subnet_id: None,
+                subnet_name_glob: None,
+                subnet_tags: Vec::new(),
+                address: None,
+                port: None,
+                description: v1_lookup().fip_description,
+                tags: vec!["owner=ops".into()],
+            }])
+            .await
+            .unwrap();
+        let fip = cloud.observe(&v1_lookup()).await.unwrap().floating_ips[0]
+            .id
+            .clone();
+        let tag = Step::TagFloatingIp {
+            fip: fip.clone(),
+            tag: "kube-cluster-uid=u-1".into(),
+        };
+        // Twice: the second PUT of the same tag changes nothing.
+        cloud.execute(std::slice::from_ref(&tag)).await.unwrap();
+        cloud.execute(&[tag]).await.unwrap();
+        let o = cloud.observe(&v1_lookup()).await.unwrap();
+        let mut tags = o.floating_ips[0].tags.clone();
+        tags.sort();
+        assert_eq!(tags, vec!["kube-cluster-uid=u-1", "owner=ops"]);
+        cloud
+            .execute(&[Step::TagFloatingIp {
+                fip: "00000000-0000-0000-0000-00000000dead".into(),
+                tag: "kube-cluster-uid=u-1".into(),
+            }])
+            .await
+            .expect("a FIP deleted meanwhile needs no tag");
+        cloud
+            .execute(&[Step::DeleteFloatingIp { fip }])
+            .await
+            .unwrap();
         sb.shutdown().await;
     }
 

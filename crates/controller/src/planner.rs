@@ -97,18 +97,6 @@ pub trait Cloud: Send + Sync + 'static {
     }
 }
 
-/// Adding our cluster tag to a floating IP of ours that lacks it (`model::FipTag`). Apart
-/// from [`Cloud::execute`] because the model keeps these calls out of `Plan::steps`
-/// (implemented for the OpenStack cloud in [`crate::runner`]).
-pub trait FipTags: Send + Sync + 'static {
-    /// PUT /v2.0/floatingips/{fip}/tags/{tag}: adds one tag, keeps the others.
-    fn tag_floating_ip(
-        &self,
-        fip: &str,
-        tag: &str,
-    ) -> impl Future<Output = Result<(), CloudError>> + Send;
-}
-
 /// A cloud object carrying a cluster-identity tag: its kind, id, and the name (LB) or
 /// description (FIP) that says which Service it was made for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,7 +140,7 @@ struct NodeScan {
     scan: Scan,
 }
 
-pub struct Planner<C: Cloud + Inventory + Resync + FipTags> {
+pub struct Planner<C: Cloud + Inventory + Resync> {
     pub(crate) cloud: Arc<C>,
     pub(crate) ctx: RwLock<Arc<Context>>,
     scan: Mutex<NodeScan>,
@@ -287,7 +275,7 @@ fn lb_id_annotation(service: &Service) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-impl<C: Cloud + Inventory + Resync + FipTags> Planner<C> {
+impl<C: Cloud + Inventory + Resync> Planner<C> {
     pub fn new(cloud: Arc<C>, ctx: Context) -> Self {
         Planner {
             cloud,
@@ -409,21 +397,6 @@ impl<C: Cloud + Inventory + Resync + FipTags> Planner<C> {
         model::desired(service, &nodes, &ctx.config, &ctx.features, &ctx.env)
     }
 
-    /// Add the cluster tag to the floating IPs of ours that lack it; returns the calls made
-    /// (for the log). Neutron only: needs no Octavia lock.
-    async fn tag_fips(&self, plan: &Plan) -> Result<Vec<String>, Failure> {
-        let mut done = Vec::new();
-        for t in &plan.fip_tags {
-            self.cloud
-                .tag_floating_ip(&t.fip, &t.tag)
-                .await
-                .map_err(failure)?;
-            info!(fip = %t.fip, "floating IP of ours had lost its cluster tag; tagged");
-            done.push(format!("tag_floating_ip {}", t.fip));
-        }
-        Ok(done)
-    }
-
     /// Execute the runnable head of `plan`; a 409 means the LB got locked in between.
     async fn run_steps(&self, plan: &Plan) -> Result<Option<Vec<String>>, Failure> {
         let steps: Vec<Step> = plan.runnable().iter().map(|s| s.step.clone()).collect();
@@ -439,7 +412,7 @@ impl<C: Cloud + Inventory + Resync + FipTags> Planner<C> {
     }
 }
 
-impl<C: Cloud + Inventory + Resync + FipTags> Planner<C> {
+impl<C: Cloud + Inventory + Resync> Planner<C> {
     fn owned_from(&self, tagged: Vec<Tagged>) -> Vec<Owned> {
         let ctx = self.context();
         tagged
@@ -472,7 +445,7 @@ fn busy_status(plan: &Plan, observed: &Observed) -> String {
     }
 }
 
-impl<C: Cloud + Inventory + Resync + FipTags> LoadBalancers for Planner<C> {
+impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
     fn member_fingerprint(&self, service: &Service, nodes: &[Arc<Node>]) -> u64 {
         let mut h = DefaultHasher::new();
         match self.desired(service, nodes) {
@@ -542,16 +515,6 @@ impl<C: Cloud + Inventory + Resync + FipTags> LoadBalancers for Planner<C> {
         }
         let notices = notices(&spec.warnings, &plan);
         let stages = stages(&observed);
-        let tagged = self.tag_fips(&plan).await?;
-        if plan.is_empty() && !tagged.is_empty() {
-            // A write happened: the next pass observes the result before publishing.
-            return Ok(Ensured::Progressed {
-                steps: tagged,
-                created: false,
-                notices,
-                stages,
-            });
-        }
         if plan.is_empty() {
             if plan.wait.is_some() {
                 return Ok(Ensured::Busy {
@@ -569,7 +532,7 @@ impl<C: Cloud + Inventory + Resync + FipTags> LoadBalancers for Planner<C> {
         let created = creates_lb(&plan);
         match self.run_steps(&plan).await? {
             Some(steps) => Ok(Ensured::Progressed {
-                steps: tagged.into_iter().chain(steps).collect(),
+                steps,
                 created,
                 notices,
                 stages,
@@ -692,23 +655,6 @@ mod tests {
         scans: Mutex<u32>,
         port_reads: Mutex<u32>,
         snapshots: Mutex<u32>,
-        tag_calls: Mutex<Vec<(String, String)>>,
-    }
-
-    impl FipTags for SimCloud {
-        async fn tag_floating_ip(&self, fip: &str, tag: &str) -> Result<(), CloudError> {
-            self.tag_calls
-                .lock()
-                .unwrap()
-                .push((fip.to_string(), tag.to_string()));
-            let mut state = self.state.lock().unwrap();
-            for f in state.floating_ips.iter_mut().filter(|f| f.id == fip) {
-                if !f.tags.iter().any(|t| t == tag) {
-                    f.tags.push(tag.to_string());
-                }
-            }
-            Ok(())
-        }
     }
 
     impl Inventory for SimCloud {
@@ -1352,14 +1298,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let tag_step = Step::TagFloatingIp {
+            fip: fip.clone(),
+            tag: tag.clone(),
+        };
         assert_eq!(
-            *cloud.tag_calls.lock().unwrap(),
-            vec![(fip.clone(), tag.clone())]
+            cloud.executed.lock().unwrap()[executed..],
+            *std::slice::from_ref(&tag_step)
         );
         let (again, _) = converge(&p, &svc, &nodes).await;
         assert_eq!(again, published, "same address, nothing else changed");
-        assert_eq!(cloud.tag_calls.lock().unwrap().len(), 1, "tagged once");
-        assert_eq!(cloud.executed.lock().unwrap().len(), executed);
+        assert_eq!(
+            cloud.executed.lock().unwrap()[executed..],
+            [tag_step],
+            "tagged once, nothing else written"
+        );
         assert_eq!(cloud.state.lock().unwrap().floating_ips[0].tags, vec![tag]);
     }
 
@@ -1389,7 +1342,12 @@ mod tests {
         let state = cloud.state.lock().unwrap().clone();
         assert!(state.floating_ips[0].port_id.is_some(), "attached");
         assert!(state.floating_ips[0].tags.is_empty());
-        assert!(cloud.tag_calls.lock().unwrap().is_empty());
+        assert!(!cloud
+            .executed
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s, Step::TagFloatingIp { .. })));
     }
 
     fn v1_observed(pool: &str, vip: Option<&str>, fip_on_vip: bool) -> Observed {
@@ -1495,6 +1453,13 @@ mod tests {
         assert_eq!(
             describe(&Step::DeleteFloatingIp { fip: "f-1".into() }),
             "delete_floating_ip f-1"
+        );
+        assert_eq!(
+            describe(&Step::TagFloatingIp {
+                fip: "f-1".into(),
+                tag: "kube-cluster-uid=u".into()
+            }),
+            "tag_floating_ip f-1"
         );
     }
 }

@@ -14,7 +14,6 @@ use kube::Client;
 use model::config::CloudConfig;
 use model::{CloudFeatures, Environment};
 use openstack::lbaas::LoadBalancerApi;
-use openstack::neutron::TagResource;
 use openstack::{Neutron, Session, SessionOptions};
 use tracing::{info, warn};
 
@@ -23,7 +22,7 @@ use crate::engine::{self, Health, Settings};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::openstack_cloud::OpenStackCloud;
-use crate::planner::{CloudError, CloudErrorKind, Context, FipTags, Planner};
+use crate::planner::{Context, Planner};
 use crate::server;
 
 /// Everything a controller process needs, already parsed.
@@ -287,21 +286,5 @@ pub async fn run(
             }
             result.into_inner().unwrap_or_else(|e| e.into_inner())
         }
-    }
-}
-
-// Here rather than in planner.rs, which must not know the OpenStack client.
-impl FipTags for OpenStackCloud {
-    async fn tag_floating_ip(&self, fip: &str, tag: &str) -> Result<(), CloudError> {
-        self.neutron
-            .add_tag(TagResource::FloatingIps, fip, tag)
-            .await
-            .map_err(|e| CloudError {
-                kind: match &e {
-                    openstack::Error::Conflict { .. } => CloudErrorKind::Conflict,
-                    _ => CloudErrorKind::Other,
-                },
-                message: e.to_string(),
-            })
     }
 }

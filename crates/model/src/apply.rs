@@ -433,6 +433,14 @@ impl Sim {
                 }
             }
             Step::DeleteFloatingIp { fip } => self.o.floating_ips.retain(|f| &f.id != fip),
+            Step::TagFloatingIp { fip, tag } => {
+                // Neutron's tag PUT adds one tag and keeps the others; a second one is a no-op.
+                if let Some(f) = self.o.floating_ips.iter_mut().find(|f| &f.id == fip) {
+                    if !f.tags.contains(tag) {
+                        f.tags.push(tag.clone());
+                    }
+                }
+            }
             Step::CreateSecurityGroup {
                 name,
                 description,

@@ -155,7 +155,8 @@ fn occm_fip_without_tag_is_adopted_not_duplicated() {
         .floating_ips
         .iter_mut()
         .for_each(|f| f.tags.clear());
-    assert!(plan(&spec, &observed).steps.is_empty());
+    // Adopted: not replaced, only given our cluster tag.
+    assert_eq!(ops(&plan(&spec, &observed)), vec!["tag_floating_ip"]);
     // And when it became detached, it is re-attached rather than replaced.
     observed
         .floating_ips
@@ -175,28 +176,64 @@ fn untagged_fip(spec: &model::LoadBalancerSpec) -> Observed {
     observed
 }
 
+/// The tag steps of a plan, as (fip, tag).
+fn tag_steps(p: &model::Plan) -> Vec<(String, String)> {
+    p.steps
+        .iter()
+        .filter_map(|s| match &s.step {
+            Step::TagFloatingIp { fip, tag } => Some((fip.clone(), tag.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn attached_fip_of_ours_without_the_cluster_tag_gets_it_and_nothing_else() {
     let spec = want(&svc_with(&[])).expect("ok");
     let observed = untagged_fip(&spec);
     let fip = observed.floating_ips[0].id.clone();
     let p = plan(&spec, &observed);
-    assert!(p.steps.is_empty(), "{:?}", ops(&p));
-    assert_eq!(
-        p.fip_tags,
-        vec![model::plan::FipTag {
-            fip: fip.clone(),
-            tag: spec.cluster_tag.clone()
-        }]
+    assert_eq!(ops(&p), vec!["tag_floating_ip"]);
+    assert_eq!(tag_steps(&p), vec![(fip.clone(), spec.cluster_tag.clone())]);
+    assert_eq!(p.steps[0].gate, Gate::Now, "Neutron only: no Octavia lock");
+    assert!(!p.steps[0].step.takes_lb_lock());
+    assert!(p.status.is_some(), "the address is already known");
+    // Applied: converged, the tag is on the FIP, and applying it again changes nothing.
+    let after = apply(&p, &observed);
+    assert!(
+        plan(&spec, &after).is_empty(),
+        "{:?}",
+        ops(&plan(&spec, &after))
     );
-    // Tagged: nothing left, and a tag another tool added stays untouched.
+    assert_eq!(after.floating_ips[0].tags, vec![spec.cluster_tag.clone()]);
+    assert_eq!(apply(&p, &after), after, "idempotent");
+    // A tag another tool added stays untouched.
     let mut tagged = observed.clone();
-    tagged.floating_ips[0].tags = vec!["owner=ops".into(), spec.cluster_tag.clone()];
-    let again = plan(&spec, &tagged);
-    assert!(again.steps.is_empty() && again.fip_tags.is_empty());
+    tagged.floating_ips[0].tags = vec!["owner=ops".into()];
+    let p = plan(&spec, &tagged);
+    assert_eq!(tag_steps(&p), vec![(fip, spec.cluster_tag.clone())]);
+    assert_eq!(
+        apply(&p, &tagged).floating_ips[0].tags,
+        vec!["owner=ops".to_string(), spec.cluster_tag.clone()]
+    );
     // keep-floatingip does not change whose FIP it is: it is still tagged.
     let kept = want(&svc_with(&[(a::KEEP_FLOATINGIP, "true")])).expect("ok");
-    assert_eq!(plan(&kept, &untagged_fip(&kept)).fip_tags.len(), 1);
+    assert_eq!(
+        ops(&plan(&kept, &untagged_fip(&kept))),
+        vec!["tag_floating_ip"]
+    );
+}
+
+#[test]
+fn a_busy_lb_does_not_hold_back_the_tag() {
+    let spec = want(&svc_with(&[])).expect("ok");
+    let mut observed = untagged_fip(&spec);
+    if let Some(lb) = observed.load_balancer.as_mut() {
+        lb.provisioning_status = ProvisioningStatus::PendingUpdate;
+    }
+    let p = plan(&spec, &observed);
+    assert_eq!(ops(&p), vec!["tag_floating_ip"]);
+    assert_eq!(p.runnable().len(), 1);
 }
 
 #[test]
@@ -211,11 +248,10 @@ fn user_and_foreign_fips_are_never_tagged() {
     observed.floating_ips[0].floating_ip_address = "203.0.113.10".into();
     let p = plan(&by_address, &observed);
     assert!(p.steps.is_empty(), "{:?}", ops(&p));
-    assert!(p.fip_tags.is_empty(), "{:?}", p.fip_tags);
     // Our description but another cluster's tag: not ours either.
     let mut foreign = untagged_fip(&spec);
     foreign.floating_ips[0].tags = vec![naming::cluster_tag("another-cluster")];
-    assert!(plan(&spec, &foreign).fip_tags.is_empty());
+    assert!(tag_steps(&plan(&spec, &foreign)).is_empty());
 }
 
 #[test]
@@ -226,14 +262,13 @@ fn a_fip_being_released_or_left_detached_is_not_tagged() {
     let observed = untagged_fip(&external);
     let p = plan(&internal, &observed);
     assert_eq!(ops(&p), vec!["delete_floating_ip"]);
-    assert!(p.fip_tags.is_empty());
     // Detached: re-attached (the association names it); tagged on the next pass.
     let mut detached = observed.clone();
     detached.floating_ips[0].port_id = None;
     let p = plan(&external, &detached);
     assert_eq!(ops(&p), vec!["associate_floating_ip"]);
-    assert!(p.fip_tags.is_empty());
-    assert_eq!(plan(&external, &apply(&p, &detached)).fip_tags.len(), 1);
+    let next = plan(&external, &apply(&p, &detached));
+    assert_eq!(ops(&next), vec!["tag_floating_ip"]);
 }
 
 #[test]
@@ -250,9 +285,15 @@ fn v1_attached_fip_of_ours_without_the_cluster_tag_gets_it() {
         .map(|v| v.port_id.clone());
     assert_eq!(observed.floating_ips[0].port_id, vip_port);
     let p = plan(&spec, &observed);
-    assert!(p.steps.is_empty(), "{:?}", ops(&p));
-    assert_eq!(p.fip_tags.len(), 1);
-    assert_eq!(p.fip_tags[0].fip, observed.floating_ips[0].id);
+    assert_eq!(ops(&p), vec!["tag_floating_ip"]);
+    assert_eq!(
+        tag_steps(&p),
+        vec![(
+            observed.floating_ips[0].id.clone(),
+            spec.cluster_tag.clone()
+        )]
+    );
+    assert!(plan(&spec, &apply(&p, &observed)).is_empty());
 }
 
 #[test]

@@ -197,7 +197,8 @@ fn touches(plan: &Plan, ids: &[&str]) -> Option<String> {
         let target = match &s.step {
             Step::DeleteFloatingIp { fip }
             | Step::DisassociateFloatingIp { fip }
-            | Step::AssociateFloatingIp { fip, .. } => fip.clone(),
+            | Step::AssociateFloatingIp { fip, .. }
+            | Step::TagFloatingIp { fip, .. } => fip.clone(),
             Step::DeleteListener { listener } | Step::UpdateListener { listener, .. } => {
                 listener.clone()
             }
@@ -220,12 +221,12 @@ fn base() -> Observed {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// (a) From any earlier state of the same Service (other settings, other nodes, drift),
-    /// one plan reaches the desired state: planning again yields nothing.
+    /// (a) From any earlier state of the same Service (other settings, other nodes, drift, a
+    /// FIP that lost its cluster tag), one plan reaches the desired state: planning again yields nothing.
     #[test]
     fn apply_then_replan_is_empty(
         before in svc_def(), now in svc_def(), nodes_before in node_set(), nodes_now in node_set(),
-        features in cloud(), config in cfg(), drift in 0u8..5,
+        features in cloud(), config in cfg(), drift in 0u8..6,
     ) {
         let e = env();
         let Ok(old) = desired(&build(&before), &build_nodes(&nodes_before), &config, &features, &e) else { return Ok(()) };
@@ -235,6 +236,8 @@ proptest! {
             (2, Some(lb)) => lb.provisioning_status = ProvisioningStatus::PendingUpdate,
             (3, Some(lb)) => lb.provisioning_status = ProvisioningStatus::Error,
             (4, _) => observed.floating_ips.iter_mut().for_each(|f| f.port_id = None),
+            // Killed between the FIP POST and its tag PUT.
+            (5, _) => observed.floating_ips.iter_mut().for_each(|f| f.tags.clear()),
             _ => {}
         }
         let Ok(new) = desired(&build(&now), &build_nodes(&nodes_now), &config, &features, &e) else { return Ok(()) };

@@ -664,6 +664,11 @@ pub fn api_call(step: &Step, features: Option<&CloudFeatures>) -> ApiCall {
         Step::DeleteFloatingIp { fip } => {
             call("DELETE", format!("/v2.0/floatingips/{fip}"), Vec::new())
         }
+        Step::TagFloatingIp { fip, tag } => call(
+            "PUT",
+            format!("/v2.0/floatingips/{fip}/tags/{tag}"),
+            Vec::new(),
+        ),
         Step::CreateSecurityGroup {
             name,
             description,
@@ -874,7 +879,8 @@ pub fn title(step: &Step) -> String {
         Step::UpdateMonitor { monitor, .. } | Step::DeleteMonitor { monitor } => monitor.clone(),
         Step::AssociateFloatingIp { fip, .. }
         | Step::DisassociateFloatingIp { fip }
-        | Step::DeleteFloatingIp { fip } => fip.clone(),
+        | Step::DeleteFloatingIp { fip }
+        | Step::TagFloatingIp { fip, .. } => fip.clone(),
         Step::UpdatePortSecurityGroups { port, .. } => port.clone(),
         Step::DeleteSecurityGroup { group } => group.clone(),
         Step::DeleteSecurityGroupRule { rule } => rule.clone(),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::fip::{fip_steps, missing_tags};
+use super::fip::fip_steps;
 use super::*;
 use crate::features::Generation;
 use crate::invalid::InvalidReason;
@@ -17,50 +17,9 @@ use crate::spec::{Ingress, IngressSource, LoadBalancerSpec, Members, PoolSpec};
 
 /// The steps that take `observed` to `spec`. Deterministic; empty when nothing differs.
 pub fn plan(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
-    let mut plan = if spec.features.generation == Generation::NeutronV1 {
-        super::v1::plan_v1(spec, observed)
-    } else {
-        plan_v2(spec, observed)
-    };
-    if plan.invalid.is_empty() {
-        let vip_port = kept_vip_port(spec, observed, &plan);
-        plan.fip_tags = missing_tags(spec, observed, vip_port, &plan.steps);
-    }
-    plan
-}
-
-/// The VIP port that this plan leaves in place (None when the plan replaces the VIP or the
-/// LB, or the LB is another Service's: its FIP is not ours to fix).
-fn kept_vip_port<'o>(
-    spec: &LoadBalancerSpec,
-    observed: &'o Observed,
-    plan: &Plan,
-) -> Option<&'o str> {
-    let replaced = plan.steps.iter().any(|s| {
-        matches!(
-            s.step,
-            Step::DeleteLoadBalancer { .. } | Step::DeleteV1Vip { .. }
-        )
-    });
-    if replaced {
-        return None;
-    }
     if spec.features.generation == Generation::NeutronV1 {
-        return observed
-            .v1
-            .as_ref()
-            .and_then(|v| v.vip.as_ref())
-            .map(|v| v.port_id.as_str())
-            .filter(|p| !p.is_empty());
+        return super::v1::plan_v1(spec, observed);
     }
-    observed
-        .load_balancer
-        .as_ref()
-        .filter(|lb| lb.provisioning_status != ProvisioningStatus::Deleted && lb.name == spec.name)
-        .and_then(|lb| lb.vip_port_id.as_deref())
-}
-
-fn plan_v2(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
     let mut b = Builder::new(spec);
     let lb = observed
         .load_balancer

@@ -3,7 +3,7 @@
 //! keep-floatingip does not protect. A user's FIP is at most detached, never deleted, never
 //! tagged.
 
-use super::{FipTag, PlannedStep, PortRef, Step};
+use super::{PortRef, Step};
 use crate::invalid::Invalid;
 use crate::naming;
 use crate::observed::{Observed, ObservedFloatingIp};
@@ -30,7 +30,8 @@ pub(super) fn fip_steps(
     invalid: &mut Vec<Invalid>,
 ) {
     let ours = |f: &ObservedFloatingIp| is_our_fip(&spec.fip_description, &spec.cluster_tag, f);
-    let attached: Vec<&ObservedFloatingIp> = match current_port {
+    // An empty id (a v1 VIP whose port is not known yet) names no port.
+    let attached: Vec<&ObservedFloatingIp> = match current_port.filter(|p| !p.is_empty()) {
         Some(p) => observed
             .floating_ips
             .iter()
@@ -43,6 +44,20 @@ pub(super) fn fip_steps(
             out.push(Step::DeleteFloatingIp { fip: f.id.clone() });
         } else {
             out.push(Step::DisassociateFloatingIp { fip: f.id.clone() });
+        }
+    };
+    // The attached FIPs stay where they are: each of ours that lacks our cluster tag gets it
+    // (a user's FIP, e.g. the one spec.loadBalancerIP names, never: the tag is what orphan
+    // collection deletes by).
+    let keep = |attached: &[&ObservedFloatingIp], out: &mut Vec<Step>| {
+        for f in attached
+            .iter()
+            .filter(|f| ours(f) && !f.tags.iter().any(|t| t == &spec.cluster_tag))
+        {
+            out.push(Step::TagFloatingIp {
+                fip: f.id.clone(),
+                tag: spec.cluster_tag.clone(),
+            });
         }
     };
     let create = |source: &FipSource, address, port: PortRef| Step::CreateFloatingIp {
@@ -76,6 +91,7 @@ pub(super) fn fip_steps(
                 .iter()
                 .any(|f| f.floating_network_id == source.network_id)
             {
+                keep(&attached, out);
                 return;
             }
             for f in attached {
@@ -98,6 +114,7 @@ pub(super) fn fip_steps(
             let same =
                 |f: &ObservedFloatingIp| super::diff::normalize_ip(&f.floating_ip_address) == want;
             if attached.iter().any(|f| same(f)) {
+                keep(&attached, out);
                 return;
             }
             let existing = observed.floating_ips.iter().find(|f| same(f));
@@ -125,39 +142,4 @@ pub(super) fn fip_steps(
             }
         }
     }
-}
-
-/// Our cluster tag for each FIP of ours (by [`is_our_fip`]: our description, no other
-/// cluster's tag) attached to `vip_port` that lacks it and that `steps` leave where it is. A
-/// FIP with someone else's description (the user's, e.g. the one `spec.loadBalancerIP`
-/// names) is never tagged: the tag is what orphan collection deletes by.
-pub(super) fn missing_tags(
-    spec: &LoadBalancerSpec,
-    observed: &Observed,
-    vip_port: Option<&str>,
-    steps: &[PlannedStep],
-) -> Vec<FipTag> {
-    let Some(vip_port) = vip_port else {
-        return Vec::new();
-    };
-    let touched = |id: &str| {
-        steps.iter().any(|s| match &s.step {
-            Step::AssociateFloatingIp { fip, .. }
-            | Step::DisassociateFloatingIp { fip }
-            | Step::DeleteFloatingIp { fip } => fip == id,
-            _ => false,
-        })
-    };
-    observed
-        .floating_ips
-        .iter()
-        .filter(|f| f.port_id.as_deref() == Some(vip_port))
-        .filter(|f| is_our_fip(&spec.fip_description, &spec.cluster_tag, f))
-        .filter(|f| !f.tags.iter().any(|t| t == &spec.cluster_tag))
-        .filter(|f| !touched(&f.id))
-        .map(|f| FipTag {
-            fip: f.id.clone(),
-            tag: spec.cluster_tag.clone(),
-        })
-        .collect()
 }

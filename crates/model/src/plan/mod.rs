@@ -248,6 +248,14 @@ pub enum Step {
     DeleteFloatingIp {
         fip: String,
     },
+    /// PUT /v2.0/floatingips/{fip}/tags/{tag}: adds our cluster tag to a FIP of ours that stays
+    /// on the VIP port but lacks it, keeping any other tag; no Octavia lock. Left so by a
+    /// controller that died after the FIP POST committed but before the tag PUT that follows
+    /// it: without the tag, orphan collection (which lists by tag) could never find the FIP.
+    TagFloatingIp {
+        fip: String,
+        tag: String,
+    },
     /// POST /v2.0/security-groups (then PUT /tags for `tags`).
     CreateSecurityGroup {
         name: String,
@@ -365,6 +373,7 @@ impl Step {
                 | Step::AssociateFloatingIp { .. }
                 | Step::DisassociateFloatingIp { .. }
                 | Step::DeleteFloatingIp { .. }
+                | Step::TagFloatingIp { .. }
         )
     }
 }
@@ -398,16 +407,6 @@ pub enum Wait {
     LoadBalancerBusy { status: String },
 }
 
-/// Our cluster tag to add to a floating IP of ours that lacks it:
-/// PUT /v2.0/floatingips/{fip}/tags/{tag} (one Neutron call, no Octavia lock, keeps any other
-/// tag). Happens when the controller died after the FIP POST committed but before its tag
-/// PUT: without the tag, orphan collection (which lists by tag) could never find the FIP.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FipTag {
-    pub fip: String,
-    pub tag: String,
-}
-
 /// The result of planning.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -425,15 +424,10 @@ pub struct Plan {
     pub load_balancer_id: Option<String>,
     /// Warning Events: the spec's, plus decisions taken while planning.
     pub warnings: Vec<Warning>,
-    /// Tags to add to floating IPs of ours that stay attached (see [`FipTag`]). Kept apart
-    /// from `steps` so that executors that do not know this call yet are unaffected; they may
-    /// run at any time (Neutron only). Not counted by [`Plan::is_empty`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fip_tags: Vec<FipTag>,
 }
 
 impl Plan {
-    /// No step to run (`fip_tags` aside).
+    /// No API call to make.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
