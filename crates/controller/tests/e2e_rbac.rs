@@ -98,7 +98,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 /// Whether a log line reports an authorization failure: "forbidden" in any case, or a
-/// stand-alone 403 (not part of a longer number, a UUID or a fractional timestamp).
+/// stand-alone 403 (not part of a longer number, a UUID, a fractional timestamp or a duration).
 fn reports_forbidden(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
     if lower.contains("forbidden") {
@@ -109,7 +109,9 @@ fn reports_forbidden(line: &str) -> bool {
         let before = i.checked_sub(1).map(|j| bytes[j]);
         let after = bytes.get(i + 3).copied();
         let word = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-        !word(before) && !word(after) && before != Some(b'.') && before != Some(b'-')
+        // Not a decimal either: "delay=403.15ms" is a backoff, not a status.
+        let decimal = after == Some(b'.') && bytes.get(i + 4).is_some_and(u8::is_ascii_digit);
+        !word(before) && !word(after) && !decimal && before != Some(b'.') && before != Some(b'-')
     })
 }
 
@@ -332,4 +334,8 @@ fn forbidden_detection() {
     assert!(!reports_forbidden(
         "lb 5f1c-403a-b7e0 port 40312 ip 127.0.4.3"
     ));
+    assert!(!reports_forbidden(
+        "load balancer busy; rescheduled status=PENDING_CREATE delay=403.157665ms"
+    ));
+    assert!(reports_forbidden("answered 403."));
 }
