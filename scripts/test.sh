@@ -70,6 +70,7 @@ cleanup_rig() {
   if [ "$rig_mode" = ours ] && $rig_started; then
     echo "==> stopping the openstack-rig this run started"
     "$rig_dir/stop.sh" >"$logs/rig-stop.log" 2>&1 || echo "rig stop.sh failed (log: $logs/rig-stop.log)"
+    rig_started=false
   fi
 }
 trap cleanup_rig EXIT
@@ -168,6 +169,9 @@ if [ "$rig_mode" != none ]; then
     fi
   fi
 fi
+
+# Stopped here, not only by the trap, so that the summary is the last thing printed.
+cleanup_rig
 
 step "summary"
 for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
