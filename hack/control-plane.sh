@@ -64,7 +64,7 @@ pid_is_ours() {
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   [[ -r /proc/$pid/cmdline ]] || return 0 # no procfs: trust kill -0
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR/"
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F -- "$DIR/" >/dev/null
 }
 
 read_pid() { if [[ -f $DIR/$1.pid ]]; then cat "$DIR/$1.pid"; fi; }

@@ -25,7 +25,7 @@ leftover_pids() {
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    if tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "$WORK/"; then
+    if tr '\0' ' ' 2>/dev/null <"$f" | grep -F -- "$WORK/" >/dev/null; then
       # Ignore shells/tools of this very test (e.g. grep itself).
       case "$(cat "/proc/$pid/comm" 2>/dev/null)" in etcd|kube-apiserver) echo "$pid" ;; esac
     fi

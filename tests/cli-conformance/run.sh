@@ -101,12 +101,12 @@ lb_active() { wait_for ACTIVE loadbalancer show "$1" -f value -c provisioning_st
 # --- identity and networking -----------------------------------------------------------
 token=$(openstack token issue -f value -c id)
 [ -n "$token" ] || fail "no token"
-openstack extension list --network -f value -c Alias | grep -qx router || fail "router extension missing"
+openstack extension list --network -f value -c Alias | grep -x router >/dev/null || fail "router extension missing"
 step "token and extensions"
 
 net_id=$(openstack network create --tag conformance --description "cli net" cli-net -f value -c id)
 [ "$(openstack network show "$net_id" -f value -c description)" = "cli net" ] || fail "network description"
-openstack network list --tags conformance -f value -c ID | grep -qx "$net_id" || fail "network --tags filter"
+openstack network list --tags conformance -f value -c ID | grep -x "$net_id" >/dev/null || fail "network --tags filter"
 openstack subnet create --network cli-net --subnet-range 192.168.77.0/24 \
   --allocation-pool start=192.168.77.10,end=192.168.77.50 cli-subnet -f value -c id >/dev/null
 pools=$(openstack subnet show cli-subnet -f json | jq -cS .allocation_pools)
@@ -123,7 +123,7 @@ openstack security group rule create --protocol tcp --dst-port 30000:30010 --rem
 port_id=$(openstack port create --network cli-net --fixed-ip subnet=cli-subnet,ip-address=192.168.77.42 \
   --security-group "$sg_id" cli-port -f value -c id)
 openstack port set --tag conformance "$port_id"
-openstack port list --tags conformance -f value -c ID | grep -qx "$port_id" || fail "port --tags filter"
+openstack port list --tags conformance -f value -c ID | grep -x "$port_id" >/dev/null || fail "port --tags filter"
 ip=$(openstack port show "$port_id" -f json | jq -r '.fixed_ips[0].ip_address')
 [ "$ip" = 192.168.77.42 ] || fail "fixed ip $ip"
 openstack port delete "$port_id"
