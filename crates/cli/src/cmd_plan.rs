@@ -23,7 +23,7 @@ use k8s_openapi::serde::Deserialize as _;
 use model::annotations::{self as ann, Annotations};
 use model::config::CloudConfig;
 use model::spec::FipIntent;
-use model::{CloudFeatures, DeleteIntent, Environment, Invalid, Observed, Plan, Step};
+use model::{CloudFeatures, DeleteIntent, Environment, Invalid, Observed, Plan};
 use openstack::lbaas::LoadBalancerApi;
 use openstack::{Neutron, RetryPolicy, Session, SessionOptions};
 use serde_json::Value;
@@ -483,12 +483,7 @@ async fn observe(conn: &Connection, lookup: &Lookup) -> anyhow::Result<Observed>
 /// Whether any step creates a load balancer (for the condition message): Octavia's LB POST,
 /// or on LBaaS v1 the pool POST (as the controller counts it).
 pub(crate) fn creates_lb(plan: &Plan) -> bool {
-    plan.steps.iter().any(|s| {
-        matches!(
-            s.step,
-            Step::CreateLoadBalancer { .. } | Step::CreateV1Pool { .. }
-        )
-    })
+    plan.steps.iter().any(|s| s.step.creates_load_balancer())
 }
 
 /// Invalid problems as the condition/Event message: the controller joins them with "; ".
@@ -514,7 +509,7 @@ impl Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{Gate, PlannedStep};
+    use model::{Gate, PlannedStep, Step};
 
     fn plan_of(step: Step) -> Plan {
         Plan {

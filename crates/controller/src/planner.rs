@@ -186,12 +186,9 @@ pub(crate) fn describe(step: &Step) -> String {
 /// Whether the runnable head of `plan` creates the load balancer: Octavia's LB POST, or on
 /// LBaaS v1 the pool POST (the v1 object every other one hangs off).
 pub(crate) fn creates_lb(plan: &Plan) -> bool {
-    plan.runnable().iter().any(|s| {
-        matches!(
-            s.step,
-            Step::CreateLoadBalancer { .. } | Step::CreateV1Pool { .. }
-        )
-    })
+    plan.runnable()
+        .iter()
+        .any(|s| s.step.creates_load_balancer())
 }
 
 fn stages(observed: &Observed) -> Stages {

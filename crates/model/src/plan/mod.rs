@@ -376,6 +376,15 @@ impl Step {
                 | Step::TagFloatingIp { .. }
         )
     }
+
+    /// Whether this call brings the Service's load balancer into existence (Octavia/LBaaS v2:
+    /// the LB; LBaaS v1: the pool, which stands for it).
+    pub fn creates_load_balancer(&self) -> bool {
+        matches!(
+            self,
+            Step::CreateLoadBalancer { .. } | Step::CreateV1Pool { .. }
+        )
+    }
 }
 
 /// A change the plan will not make: the setting cannot be changed in place and the Service did
