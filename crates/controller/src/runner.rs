@@ -95,8 +95,17 @@ pub async fn connect(
     }
     let options = SessionOptions {
         metrics: os_metrics,
+        rate_limit: openstack::RateLimit::from_config(&config.metadata),
         ..SessionOptions::default()
     };
+    match &options.rate_limit {
+        Some(l) => info!(
+            per_second = l.per_second,
+            burst = l.burst,
+            "OpenStack API rate limit ([Metadata] api-rate-limit / api-rate-burst)"
+        ),
+        None => info!("no client-side OpenStack API rate limit ([Metadata] api-rate-limit = 0)"),
+    }
     // A cloud that is briefly unreachable at start-up should not disable the controller for
     // the rest of its life: a few bounded attempts before giving up.
     let mut attempt = 0u32;

@@ -409,6 +409,22 @@ fn check_configuration(config: &CloudConfig, facts: &Facts, r: &mut Builder) {
             format!("{} cloud {:?} filled: {filled}", c.path, c.cloud),
         );
     }
+    let md = &config.metadata;
+    if md.api_rate_limit == 0 {
+        r.warn(
+            "OpenStack API rate limit",
+            "[Metadata] api-rate-limit = 0: no client-side limit; a burst of Services sends calls as fast as the cloud answers (429 and Retry-After are still honoured)",
+            "set [Metadata] api-rate-limit (requests per second) if the cloud's API is shared or rate-limited",
+        );
+    } else {
+        r.ok(
+            "OpenStack API rate limit",
+            format!(
+                "{} requests/s, bursts of {} ([Metadata] api-rate-limit, api-rate-burst)",
+                md.api_rate_limit, md.api_rate_burst
+            ),
+        );
+    }
     if !config.load_balancer.enabled {
         r.fail(
             "load balancers enabled",
@@ -1584,6 +1600,33 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_limit_in_effect_is_shown_and_switching_it_off_is_a_warning() {
+        let report = evaluate(
+            &conf("[Metadata]\napi-rate-limit = 20\napi-rate-burst = 60\n"),
+            &healthy(),
+        );
+        let line = report
+            .checks
+            .iter()
+            .find(|c| c.title == "OpenStack API rate limit")
+            .unwrap();
+        assert_eq!(line.status, Status::Ok);
+        assert!(
+            line.evidence.contains("20 requests/s, bursts of 60"),
+            "{line:?}"
+        );
+        let report = evaluate(&conf("[Metadata]\napi-rate-limit = 0\n"), &healthy());
+        let line = report
+            .checks
+            .iter()
+            .find(|c| c.title == "OpenStack API rate limit")
+            .unwrap();
+        assert_eq!(line.status, Status::Warn);
+        assert!(line.fix.as_deref().unwrap_or("").contains("api-rate-limit"));
+        assert!(report.would_work, "no limit is a choice, not a failure");
+    }
+
+    #[test]
     fn healthy_cloud_works_without_warnings() {
         let report = evaluate(&conf(""), &healthy());
         let text = render_text(&report);
@@ -1597,6 +1640,7 @@ mod tests {
             titles,
             vec![
                 "cloud.conf",
+                "OpenStack API rate limit",
                 "credentials",
                 "authentication",
                 "catalog",

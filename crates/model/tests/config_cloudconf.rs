@@ -303,6 +303,8 @@ internal-network-name = int
 address-sort-order = 192.168.0.0/16
 [Metadata]
 request-timeout = 500ms
+api-rate-limit = 0
+api-rate-burst = 7
 "#;
     let (cfg, warnings) = parse_ok(text);
     // tenant-id/project-id and tenant-name/project-name are aliases written twice with different values.
@@ -341,6 +343,8 @@ request-timeout = 500ms
     );
     assert!(cfg.networking.ipv6_support_disabled);
     assert_eq!(cfg.metadata.request_timeout, Duration::from_millis(500));
+    assert_eq!(cfg.metadata.api_rate_limit, 0, "0 switches the limit off");
+    assert_eq!(cfg.metadata.api_rate_burst, 7);
 }
 
 #[test]
@@ -457,6 +461,20 @@ fn invalid_values_name_section_key_value_and_accepted_forms() {
             "request-timeout",
             "soon",
             "bare seconds",
+        ),
+        (
+            "[Metadata]\napi-rate-limit = fast\n",
+            "Metadata",
+            "api-rate-limit",
+            "fast",
+            "an integer from 0 to 100000",
+        ),
+        (
+            "[Metadata]\napi-rate-burst = 0\n",
+            "Metadata",
+            "api-rate-burst",
+            "0",
+            "an integer from 1 to 100000",
         ),
         (
             "[Global]\ntls-insecure = sure\n",

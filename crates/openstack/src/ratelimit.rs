@@ -14,12 +14,22 @@ pub struct RateLimit {
 }
 
 impl Default for RateLimit {
-    /// Generous enough for one controller, low enough not to trip a cloud's API limits.
+    /// cloud.conf's defaults (`[Metadata] api-rate-limit`, `api-rate-burst`).
     fn default() -> Self {
         RateLimit {
-            per_second: 20.0,
-            burst: 40,
+            per_second: f64::from(model::config::DEFAULT_API_RATE_LIMIT),
+            burst: model::config::DEFAULT_API_RATE_BURST,
         }
+    }
+}
+
+impl RateLimit {
+    /// The limit cloud.conf asks for; `None` when `api-rate-limit = 0` switches it off.
+    pub fn from_config(metadata: &model::config::MetadataConfig) -> Option<RateLimit> {
+        (metadata.api_rate_limit > 0).then(|| RateLimit {
+            per_second: f64::from(metadata.api_rate_limit),
+            burst: metadata.api_rate_burst.max(1),
+        })
     }
 }
 

@@ -512,6 +512,7 @@ async fn request_timeout_from_metadata() {
     o.retry.max_retries = 0;
     let md = MetadataConfig {
         request_timeout: Duration::from_millis(300),
+        ..MetadataConfig::default()
     };
     let s = Session::new(&m.global(), &md, o).await.unwrap();
     let e = Neutron::new(&s)

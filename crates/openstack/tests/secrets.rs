@@ -98,6 +98,7 @@ async fn no_secret_in_logs_or_errors() {
     g.tls_insecure = true;
     let md = MetadataConfig {
         request_timeout: Duration::from_millis(300),
+        ..MetadataConfig::default()
     };
     let s = Session::new(&g, &md, fast_options()).await.unwrap();
     tokens.push(s.token().await.unwrap().expose().to_string());

@@ -321,7 +321,7 @@ fn suggestion(section: &Section, key: &str) -> String {
         Section::LoadBalancer => LOAD_BALANCER_KEYS,
         Section::Class(_) => PLACEMENT_KEYS,
         Section::Networking => NETWORKING_KEYS,
-        Section::Metadata => &["request-timeout"],
+        Section::Metadata => &["request-timeout", "api-rate-limit", "api-rate-burst"],
         _ => &[],
     };
     let normalized = key.replace(['_', '.'], "-");
@@ -795,6 +795,14 @@ fn apply_metadata(
                 cfg.metadata.request_timeout = d;
             }
             Ok(Some("request-timeout"))
+        }
+        "api-rate-limit" => {
+            set(&mut cfg.metadata.api_rate_limit, v.count(0, 100_000)?);
+            Ok(Some("api-rate-limit"))
+        }
+        "api-rate-burst" => {
+            set(&mut cfg.metadata.api_rate_burst, v.count(1, 100_000)?);
+            Ok(Some("api-rate-burst"))
         }
         "search-order" => {
             warnings.push(ConfigWarning {

@@ -345,16 +345,29 @@ pub struct NetworkingConfig {
     pub address_sort_order: Vec<ipnet::IpNet>,
 }
 
-/// `[Metadata]`.
+/// `[Metadata]`: how the controller's OpenStack client behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetadataConfig {
     pub request_timeout: Duration,
+    /// `api-rate-limit`: OpenStack API requests per second across all Services (0: no
+    /// client-side limit). 429 and Retry-After are honoured either way.
+    pub api_rate_limit: u32,
+    /// `api-rate-burst`: how many requests may go at once after a quiet period.
+    pub api_rate_burst: u32,
 }
+
+/// Chosen so that 100 Services created at once are not held back by the client (about 4
+/// calls each before their IPs: 400 calls, most within the burst), while a runaway loop
+/// still cannot send more than this many calls a second to the cloud's APIs.
+pub const DEFAULT_API_RATE_LIMIT: u32 = 50;
+pub const DEFAULT_API_RATE_BURST: u32 = 300;
 
 impl Default for MetadataConfig {
     fn default() -> Self {
         MetadataConfig {
             request_timeout: Duration::from_secs(60),
+            api_rate_limit: DEFAULT_API_RATE_LIMIT,
+            api_rate_burst: DEFAULT_API_RATE_BURST,
         }
     }
 }
