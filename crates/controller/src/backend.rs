@@ -60,15 +60,23 @@ pub enum Ensured {
         /// cannot compare, so the Service is only rechecked by the periodic safety net).
         print: Option<CloudPrint>,
     },
-    /// Steps were executed; the engine asks again at once.
+    /// Steps were executed; the engine asks again at once, or, when `woken`, once the backend
+    /// wakes the Service (the steps locked the load balancer).
     Progressed {
         steps: Vec<String>,
         created: bool,
         notices: Vec<Notice>,
         stages: Stages,
+        woken: bool,
     },
-    /// The load balancer is locked (PENDING_*): ask again after a backoff, do not wait.
-    Busy { status: String, stages: Stages },
+    /// The load balancer is locked (PENDING_*): ask again after a backoff, do not wait. With
+    /// `woken`, the backend wakes the Service when the LB settles (see
+    /// [`LoadBalancers::subscribe`]) and the backoff is only a safety net.
+    Busy {
+        status: String,
+        stages: Stages,
+        woken: bool,
+    },
     /// The Service's annotations/spec are invalid; nothing in the cloud was changed.
     Invalid { problems: Vec<String> },
 }
@@ -78,10 +86,10 @@ pub enum Ensured {
 pub enum Deleted {
     /// Nothing of ours is left in the cloud for this Service.
     Gone,
-    /// Steps were executed; ask again at once.
-    Progressed { steps: Vec<String> },
-    /// Locked: ask again after a backoff.
-    Busy { status: String },
+    /// Steps were executed; ask again at once, or once woken (`woken`).
+    Progressed { steps: Vec<String>, woken: bool },
+    /// Locked: ask again after a backoff, or once woken (`woken`).
+    Busy { status: String, woken: bool },
 }
 
 /// Why a cloud pass failed; decides the condition reason and whether to back off.
@@ -188,6 +196,13 @@ pub trait LoadBalancers: Send + Sync + 'static {
                 owned: None,
             })
         }
+    }
+
+    /// Where the backend sends the keys (`namespace/name`) of Services to pass again because
+    /// the load balancer they waited on settled: the results that say `woken` rely on it.
+    /// `None` (the default): nothing is ever woken, every wait is a backoff.
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        None
     }
 
     /// One pass toward the desired load balancer.

@@ -90,6 +90,10 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 
 const BUSY_BASE: Duration = Duration::from_millis(500);
 const BUSY_CAP: Duration = Duration::from_secs(20);
+/// When the backend will wake the Service as its LB settles, the retry is only a safety net
+/// (a wake-up lost with a failed listing): far apart, so waiting costs no calls of its own.
+const WOKEN_BASE: Duration = Duration::from_secs(10);
+const WOKEN_CAP: Duration = Duration::from_secs(60);
 const ERROR_BASE: Duration = Duration::from_secs(1);
 const ERROR_CAP: Duration = Duration::from_secs(300);
 /// Consecutive passes that executed steps without converging before the engine stops asking
@@ -133,6 +137,13 @@ struct Memory {
     print: Option<CloudPrint>,
     /// The last pass found the Service invalid (rechecked at resync: it costs no cloud call).
     invalid: bool,
+    /// This process deleted something of the Service's in the cloud during its cleanup.
+    cleanup_progressed: bool,
+    /// The backend woke the Service since its current pass began.
+    woken_meanwhile: bool,
+    /// When this process first saw the Service without an external address (the start of
+    /// the time-to-external-IP histogram); `None` for one that had its address already.
+    waiting_for_ip_since: Option<Instant>,
 }
 
 /// The exact queue depth: Services scheduled for a pass (by a watch event, a Node-driven or
@@ -220,10 +231,13 @@ fn now() -> Time {
     Time(Timestamp::now())
 }
 
-fn seconds_since_creation(service: &Service) -> Option<f64> {
-    let created = service.metadata.creation_timestamp.as_ref()?;
-    let elapsed = Timestamp::now().duration_since(created.0);
-    Some(elapsed.as_secs_f64().max(0.0))
+fn has_ingress(service: &Service) -> bool {
+    service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .is_some_and(|i| !i.is_empty())
 }
 
 impl<B: LoadBalancers> Engine<B> {
@@ -395,11 +409,15 @@ impl<B: LoadBalancers> Engine<B> {
         Ok(())
     }
 
+    /// Time-to-external-IP stages, measured from when this process first saw the Service
+    /// without an address; a Service that already had one (a restart, a new leader) is not
+    /// measured again, so every rollout does not re-record whole Service ages.
     fn record_stages(&self, service: &Service, stages: Stages, status_written: bool) {
         let key = status::key(service);
-        let Some(age) = seconds_since_creation(service) else {
+        let Some(since) = self.with_memory(&key, |m| m.waiting_for_ip_since) else {
             return;
         };
+        let age = since.elapsed().as_secs_f64();
         let (active, fip, written) = self.with_memory(&key, |m| {
             let before = m.stages;
             m.stages.0 |= stages.lb_active;
@@ -451,11 +469,23 @@ impl<B: LoadBalancers> Engine<B> {
     /// One reconcile pass for one Service.
     pub async fn reconcile(&self, service: Arc<Service>) -> Result<Action, EngineError> {
         let key = status::key(&service);
-        let managed = status::is_managed(&service, self.settings.class.as_deref());
+        let class = self.settings.class.as_deref();
+        let is_lb = status::is_load_balancer(&service);
+        if is_lb && !status::class_is_ours(&service, class) {
+            // Another implementation's Service, deleting or not: no finalizer, no status, no
+            // Event, no cleanup (SPEC §1.1).
+            self.forget(&key);
+            return Ok(Action::await_change());
+        }
         let deleting = service.metadata.deletion_timestamp.is_some();
-        if !managed || deleting {
+        if !is_lb || deleting {
             if status::has_finalizer(&service) {
-                return self.cleanup(&service, &key).await;
+                // A Service that stopped being a LoadBalancer carries no class any more, so a
+                // classed instance cannot tell whether it was ever its own: it removes only
+                // what is ours in the cloud and leaves the (shared, standard) finalizer to the
+                // default implementation unless it deleted something itself.
+                let finalizer_is_ours = is_lb || class.is_none();
+                return self.cleanup(&service, &key, finalizer_is_ours).await;
             }
             self.forget(&key);
             return Ok(Action::await_change());
@@ -464,6 +494,12 @@ impl<B: LoadBalancers> Engine<B> {
             return self.disabled(&service, &key, why).await;
         }
 
+        let waiting_for_ip = !has_ingress(&service);
+        self.with_memory(&key, |m| {
+            if waiting_for_ip && m.waiting_for_ip_since.is_none() && !m.stages.2 {
+                m.waiting_for_ip_since = Some(Instant::now());
+            }
+        });
         let nodes = self.nodes.state();
         let fingerprint = self.backend.member_fingerprint(&service, &nodes);
         let input = input_hash(&service);
@@ -500,6 +536,9 @@ impl<B: LoadBalancers> Engine<B> {
         }
 
         let started = Instant::now();
+        // A wake-up can only answer a wait registered during this pass: one that arrives
+        // before the pass has set its retry must not be lost to that retry.
+        self.with_memory(&key, |m| m.woken_meanwhile = false);
         let result = self.backend.ensure(&service, &nodes).await;
         let seconds = started.elapsed().as_secs_f64();
         match result {
@@ -538,13 +577,7 @@ impl<B: LoadBalancers> Engine<B> {
                         None => "load balancer is ACTIVE".to_string(),
                     },
                 );
-                let had_ingress = service
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.load_balancer.as_ref())
-                    .and_then(|l| l.ingress.as_ref())
-                    .is_some_and(|i| !i.is_empty());
-                let mut written = had_ingress;
+                let mut written = has_ingress(&service);
                 if let Some(patch) =
                     status::status_patch(&service, Some(&published.ingress), Some(&ready), now())
                 {
@@ -602,6 +635,7 @@ impl<B: LoadBalancers> Engine<B> {
                 created,
                 notices,
                 stages,
+                woken,
             }) => {
                 self.metrics.reconciled("ensure", "progressed", seconds);
                 info!(service = %key, steps = ?steps, "executed");
@@ -653,11 +687,19 @@ impl<B: LoadBalancers> Engine<B> {
                         BUSY_CAP,
                     )));
                 }
+                if woken {
+                    // The steps locked the LB: the next pass is useful only once it settles,
+                    // and the backend says when. Our own condition write above comes back as
+                    // a watch event; the hold keeps it from costing a pass.
+                    let delay = backoff(0, WOKEN_BASE, WOKEN_CAP);
+                    return Ok(self.wait_for_wake(&key, input, fingerprint, delay));
+                }
                 Ok(Action::requeue(Duration::ZERO))
             }
             Ok(Ensured::Busy {
                 status: lb_status,
                 stages,
+                woken,
             }) => {
                 self.metrics.reconciled("ensure", "busy", seconds);
                 self.record_stages(&service, stages, false);
@@ -667,10 +709,19 @@ impl<B: LoadBalancers> Engine<B> {
                     m.busy_attempts += 1;
                     m.busy_attempts - 1
                 });
-                let delay = backoff(attempt, BUSY_BASE, BUSY_CAP);
-                self.with_memory(&key, |m| {
-                    m.hold = Some((input, fingerprint, Instant::now() + delay))
-                });
+                let delay = if woken {
+                    backoff(attempt, WOKEN_BASE, WOKEN_CAP)
+                } else {
+                    backoff(attempt, BUSY_BASE, BUSY_CAP)
+                };
+                let action = if woken {
+                    self.wait_for_wake(&key, input, fingerprint, delay)
+                } else {
+                    self.with_memory(&key, |m| {
+                        m.hold = Some((input, fingerprint, Instant::now() + delay))
+                    });
+                    Action::requeue(delay)
+                };
                 debug!(service = %key, status = %lb_status, ?delay, "load balancer busy; rescheduled");
                 let creating = self.with_memory(&key, |m| m.episode == Some(true));
                 let message = if creating {
@@ -684,7 +735,7 @@ impl<B: LoadBalancers> Engine<B> {
                 )
                 .await?;
                 self.metrics.set_state(&key, Some(LbState::Provisioning));
-                Ok(Action::requeue(delay))
+                Ok(action)
             }
             Ok(Ensured::Invalid { problems }) => {
                 self.metrics.reconciled("ensure", "invalid", seconds);
@@ -719,6 +770,24 @@ impl<B: LoadBalancers> Engine<B> {
                 self.failure(&service, &key, failure, reasons::SYNC_FAILED)
                     .await
             }
+        }
+    }
+
+    /// Wait for the backend's wake-up, with `delay` as the safety net — unless it came
+    /// already, while the pass was finishing.
+    fn wait_for_wake(&self, key: &str, input: u64, fingerprint: u64, delay: Duration) -> Action {
+        let woken = self.with_memory(key, |m| {
+            if m.woken_meanwhile {
+                m.hold = None;
+            } else {
+                m.hold = Some((input, fingerprint, Instant::now() + delay));
+            }
+            m.woken_meanwhile
+        });
+        if woken {
+            Action::requeue(Duration::ZERO)
+        } else {
+            Action::requeue(delay)
         }
     }
 
@@ -764,7 +833,12 @@ impl<B: LoadBalancers> Engine<B> {
         Ok(Action::requeue(delay))
     }
 
-    async fn cleanup(&self, service: &Service, key: &str) -> Result<Action, EngineError> {
+    async fn cleanup(
+        &self,
+        service: &Service,
+        key: &str,
+        finalizer_is_ours: bool,
+    ) -> Result<Action, EngineError> {
         let gone_from_k8s = service.metadata.deletion_timestamp.is_some();
         if let Some(why) = self.backend.disabled() {
             // Without the cloud nothing can be deleted; holding the finalizer would only block
@@ -808,11 +882,18 @@ impl<B: LoadBalancers> Engine<B> {
             self.update_oldest_deletion(&map);
         }
         let started = Instant::now();
+        self.with_memory(key, |m| m.woken_meanwhile = false);
         let result = self.backend.delete(service).await;
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(Deleted::Gone) => {
                 self.metrics.reconciled("delete", "gone", seconds);
+                let deleted_here = self.with_memory(key, |m| m.cleanup_progressed);
+                if !finalizer_is_ours && !deleted_here {
+                    debug!(service = %key, "nothing of ours in the cloud; finalizer left to the default implementation");
+                    self.forget(key);
+                    return Ok(Action::await_change());
+                }
                 if !gone_from_k8s {
                     // The Service stays (type changed): its status must stop advertising an IP.
                     if let Some(patch) = status::status_patch(service, Some(&[]), None, now()) {
@@ -837,13 +918,14 @@ impl<B: LoadBalancers> Engine<B> {
                 self.forget(key);
                 Ok(Action::await_change())
             }
-            Ok(Deleted::Progressed { steps }) => {
+            Ok(Deleted::Progressed { steps, woken }) => {
                 self.metrics.reconciled("delete", "progressed", seconds);
                 info!(service = %key, steps = ?steps, "executed");
                 let streak = self.with_memory(key, |m| {
                     m.busy_attempts = 0;
                     m.error_attempts = 0;
                     m.progress_streak += 1;
+                    m.cleanup_progressed = true;
                     m.progress_streak
                 });
                 if streak > MAX_PROGRESS_STREAK {
@@ -853,16 +935,26 @@ impl<B: LoadBalancers> Engine<B> {
                         BUSY_CAP,
                     )));
                 }
+                if woken {
+                    return Ok(Action::requeue(backoff(0, WOKEN_BASE, WOKEN_CAP)));
+                }
                 Ok(Action::requeue(Duration::ZERO))
             }
-            Ok(Deleted::Busy { status: lb_status }) => {
+            Ok(Deleted::Busy {
+                status: lb_status,
+                woken,
+            }) => {
                 self.metrics.reconciled("delete", "busy", seconds);
                 let attempt = self.with_memory(key, |m| {
                     m.busy_attempts += 1;
                     m.busy_attempts - 1
                 });
-                debug!(service = %key, status = %lb_status, "load balancer busy; deletion rescheduled");
-                Ok(Action::requeue(backoff(attempt, BUSY_BASE, BUSY_CAP)))
+                debug!(service = %key, status = %lb_status, woken, "load balancer busy; deletion rescheduled");
+                Ok(Action::requeue(if woken {
+                    backoff(attempt, WOKEN_BASE, WOKEN_CAP)
+                } else {
+                    backoff(attempt, BUSY_BASE, BUSY_CAP)
+                }))
             }
             Err(failure) => {
                 self.metrics.reconciled("delete", "error", seconds);
@@ -1008,6 +1100,33 @@ pub async fn run<B: LoadBalancers>(
         }
     });
 
+    // The backend's wake-ups (a load balancer a Service waited on settled): drop the Service's
+    // scheduled retry and pass it now.
+    let wake_task = engine.backend.subscribe().map(|mut woken| {
+        let wake_engine = engine.clone();
+        let wake_enqueue = enqueue.clone();
+        tokio::spawn(async move {
+            while let Some(key) = woken.recv().await {
+                let Some((namespace, name)) = key.split_once('/') else {
+                    continue;
+                };
+                {
+                    // Only a Service the engine knows: a wake-up for one deleted meanwhile
+                    // must not leave memory behind.
+                    let mut map = wake_engine.memory.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(m) = map.get_mut(&key) {
+                        m.hold = None;
+                        m.woken_meanwhile = true;
+                    }
+                }
+                debug!(service = %key, "load balancer settled; woken");
+                if !wake_enqueue(ObjectRef::new(name).within(namespace)) {
+                    return;
+                }
+            }
+        })
+    });
+
     let sync_health = health.clone();
     let mut sync_rx = synced_rx.clone();
     let sync_task = tokio::spawn(async move {
@@ -1088,6 +1207,9 @@ pub async fn run<B: LoadBalancers>(
         .await;
     node_task.abort();
     sync_task.abort();
+    if let Some(t) = wake_task {
+        t.abort();
+    }
     if let Some(t) = resync_task {
         t.abort();
     }
@@ -1173,10 +1295,13 @@ impl<B: LoadBalancers> Engine<B> {
 /// Service: alone, it may be one that `keep-floatingip` kept on purpose, and a kept address
 /// looks exactly like a leaked one (our description, our tag). Floating IPs come first, so
 /// an address is released before the LB it points at.
-pub fn find_orphans(owned: &[Owned], services: &[Arc<Service>], class: Option<&str>) -> Vec<Owned> {
+pub fn find_orphans(owned: &[Owned], services: &[Arc<Service>]) -> Vec<Owned> {
+    // Any LoadBalancer Service, whatever its class: two instances of this controller (one
+    // with a class, one without) tag their LBs with the same cluster identity, and one must
+    // never collect the other's.
     let live: HashSet<String> = services
         .iter()
-        .filter(|s| status::is_managed(s, class) || status::has_finalizer(s))
+        .filter(|s| status::is_load_balancer(s) || status::has_finalizer(s))
         .map(|s| status::key(s))
         .collect();
     let referenced: HashSet<String> = services
@@ -1223,7 +1348,7 @@ async fn collect_orphans<B: LoadBalancers>(
     metrics: &Metrics,
     seen: &mut HashMap<Owned, Instant>,
 ) {
-    let orphans = find_orphans(&owned, services, settings.class.as_deref());
+    let orphans = find_orphans(&owned, services);
     for kind in [OwnedKind::LoadBalancer, OwnedKind::FloatingIp] {
         metrics.set_orphans(
             kind.as_str(),
@@ -1307,7 +1432,7 @@ mod tests {
             owned(OwnedKind::LoadBalancer, "lb-shared", Some("old/first")),
             owned(OwnedKind::LoadBalancer, "lb-unnamed", None),
         ];
-        let ids: Vec<String> = find_orphans(&all, &services, None)
+        let ids: Vec<String> = find_orphans(&all, &services)
             .into_iter()
             .map(|o| o.id)
             .collect();
@@ -1315,7 +1440,7 @@ mod tests {
         assert_eq!(ids, vec!["fip-gone", "lb-gone", "lb-was"]);
         // A kept floating IP (its Service and LB gone) is never collected.
         let kept = vec![owned(OwnedKind::FloatingIp, "fip-kept", Some("shop/kept"))];
-        assert!(find_orphans(&kept, &services, None).is_empty());
+        assert!(find_orphans(&kept, &services).is_empty());
     }
 
     #[derive(Default)]

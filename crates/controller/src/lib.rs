@@ -15,6 +15,7 @@ pub mod planner;
 pub mod runner;
 pub mod server;
 pub mod status;
+pub mod watcher;
 
 pub use backend::{
     CloudPrint, Deleted, Disabled, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice,

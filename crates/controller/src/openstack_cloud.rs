@@ -25,7 +25,8 @@ use openstack::neutron::{
 use openstack::{LbaasV2, ListQuery, Neutron};
 
 use crate::backend::OwnedKind;
-use crate::planner::{Cloud, CloudError, CloudErrorKind, Lookup, Tagged};
+use crate::planner::{Cloud, CloudError, CloudErrorKind, Executed, Lookup, Tagged};
+use crate::watcher::LbProgress;
 
 fn cloud_error(e: openstack::Error) -> CloudError {
     let kind = match &e {
@@ -124,6 +125,11 @@ struct Created {
     v1_vip_ports: HashMap<String, String>,
     /// LBaaS v1 monitors disassociated by this call, with their pool.
     v1_disassociated: HashMap<String, String>,
+    /// The load balancer this call created, and its tree as the create answered it.
+    load_balancer: Option<String>,
+    tree: Option<ObservedLoadBalancer>,
+    /// The floating IPs this call created, as their create (and tag) answered.
+    floating_ips: Vec<ObservedFloatingIp>,
 }
 
 impl Created {
@@ -137,6 +143,126 @@ impl Created {
                 .ok_or_else(|| other(format!("{name} was not created before it was needed"))),
         }
     }
+}
+
+fn observed_listener(
+    l: openstack::lbaas::Listener,
+    pool: Option<ObservedPool>,
+) -> Result<ObservedListener, CloudError> {
+    Ok(ObservedListener {
+        protocol: parse(&l.protocol, "listener protocol")?,
+        id: l.id,
+        name: l.name,
+        protocol_port: l.protocol_port,
+        connection_limit: l.connection_limit.unwrap_or(-1),
+        allowed_cidrs: l.allowed_cidrs.unwrap_or_default(),
+        insert_headers: l.insert_headers,
+        timeout_client_data: l.timeout_client_data,
+        timeout_member_connect: l.timeout_member_connect,
+        timeout_member_data: l.timeout_member_data,
+        timeout_tcp_inspect: l.timeout_tcp_inspect,
+        default_tls_container_ref: l.default_tls_container_ref,
+        tags: l.tags,
+        pool,
+    })
+}
+
+fn observed_pool(
+    p: &openstack::lbaas::Pool,
+    members: Vec<openstack::lbaas::Member>,
+    monitor: Option<openstack::lbaas::HealthMonitor>,
+) -> Result<ObservedPool, CloudError> {
+    let monitor = match monitor {
+        Some(m) => Some(ObservedMonitor {
+            kind: parse(&m.monitor_type, "monitor type")?,
+            id: m.id,
+            name: m.name,
+            delay: u32::try_from(m.delay).unwrap_or(u32::MAX),
+            timeout: u32::try_from(m.timeout).unwrap_or(u32::MAX),
+            max_retries: m.max_retries,
+            max_retries_down: m.max_retries_down.unwrap_or(3),
+            http_method: m.http_method,
+            url_path: m.url_path,
+            expected_codes: m.expected_codes,
+        }),
+        None => None,
+    };
+    Ok(ObservedPool {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        protocol: parse(&p.protocol, "pool protocol")?,
+        lb_algorithm: parse(&p.lb_algorithm, "lb_algorithm")?,
+        session_persistence: p.session_persistence.as_ref().map(|s| Persistence {
+            kind: s.persistence_type.clone(),
+        }),
+        tags: p.tags.clone(),
+        members: members
+            .into_iter()
+            .map(|m| ObservedMember {
+                id: m.id,
+                name: m.name,
+                address: m.address,
+                protocol_port: m.protocol_port,
+                subnet_id: m.subnet_id,
+                monitor_port: m.monitor_port,
+                operating_status: Some(m.operating_status),
+            })
+            .collect(),
+        monitor,
+    })
+}
+
+fn observed_lb(
+    lb: openstack::lbaas::LoadBalancer,
+    listeners: Vec<ObservedListener>,
+) -> ObservedLoadBalancer {
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    ObservedLoadBalancer {
+        provisioning_status: ProvisioningStatus::from_api(&lb.provisioning_status),
+        id: lb.id,
+        name: lb.name,
+        description: lb.description,
+        tags: lb.tags,
+        project_id: non_empty(lb.project_id),
+        operating_status: lb.operating_status,
+        vip_address: non_empty(lb.vip_address),
+        vip_port_id: non_empty(lb.vip_port_id),
+        vip_subnet_id: non_empty(lb.vip_subnet_id),
+        vip_network_id: non_empty(lb.vip_network_id),
+        additional_vips: lb
+            .additional_vips
+            .into_iter()
+            .map(|v| model::observed::ObservedAdditionalVip {
+                subnet_id: v.subnet_id,
+                ip_address: v.ip_address,
+            })
+            .collect(),
+        flavor_id: lb.flavor_id,
+        availability_zone: lb.availability_zone,
+        provider: lb.provider,
+        listeners,
+    }
+}
+
+/// The load balancer a fully-populated create answered with, as an observation: `None` when
+/// the answer did not inline the whole tree.
+fn observed_tree(
+    answer: openstack::lbaas::LoadBalancerTree,
+) -> Result<Option<ObservedLoadBalancer>, CloudError> {
+    let Some(tree) = answer.tree else {
+        return Ok(None);
+    };
+    let mut pools: HashMap<String, ObservedPool> = HashMap::new();
+    for p in tree.pools {
+        let observed = observed_pool(&p.pool, p.members, p.healthmonitor)?;
+        pools.insert(observed.id.clone(), observed);
+    }
+    let mut listeners = Vec::new();
+    for l in tree.listeners {
+        let pool = l.default_pool_id.as_ref().and_then(|id| pools.remove(id));
+        listeners.push(observed_listener(l, pool)?);
+    }
+    Ok(Some(observed_lb(answer.load_balancer, listeners)))
 }
 
 impl OpenStackCloud {
@@ -219,50 +345,10 @@ impl OpenStackCloud {
                     Some(p) => Some(self.observe_pool(p).await?),
                     None => None,
                 };
-                listeners.push(ObservedListener {
-                    protocol: parse(&l.protocol, "listener protocol")?,
-                    id: l.id,
-                    name: l.name,
-                    protocol_port: l.protocol_port,
-                    connection_limit: l.connection_limit.unwrap_or(-1),
-                    allowed_cidrs: l.allowed_cidrs.unwrap_or_default(),
-                    insert_headers: l.insert_headers,
-                    timeout_client_data: l.timeout_client_data,
-                    timeout_member_connect: l.timeout_member_connect,
-                    timeout_member_data: l.timeout_member_data,
-                    timeout_tcp_inspect: l.timeout_tcp_inspect,
-                    default_tls_container_ref: l.default_tls_container_ref,
-                    tags: l.tags,
-                    pool,
-                });
+                listeners.push(observed_listener(l, pool)?);
             }
         }
-        let non_empty = |s: String| (!s.is_empty()).then_some(s);
-        Ok(ObservedLoadBalancer {
-            provisioning_status: ProvisioningStatus::from_api(&lb.provisioning_status),
-            id: lb.id,
-            name: lb.name,
-            description: lb.description,
-            tags: lb.tags,
-            project_id: non_empty(lb.project_id),
-            operating_status: lb.operating_status,
-            vip_address: non_empty(lb.vip_address),
-            vip_port_id: non_empty(lb.vip_port_id),
-            vip_subnet_id: non_empty(lb.vip_subnet_id),
-            vip_network_id: non_empty(lb.vip_network_id),
-            additional_vips: lb
-                .additional_vips
-                .into_iter()
-                .map(|v| model::observed::ObservedAdditionalVip {
-                    subnet_id: v.subnet_id,
-                    ip_address: v.ip_address,
-                })
-                .collect(),
-            flavor_id: lb.flavor_id,
-            availability_zone: lb.availability_zone,
-            provider: lb.provider,
-            listeners,
-        })
+        Ok(observed_lb(lb, listeners))
     }
 
     async fn observe_pool(&self, p: &openstack::lbaas::Pool) -> Result<ObservedPool, CloudError> {
@@ -276,46 +362,13 @@ impl OpenStackCloud {
         };
         let monitor = match &p.healthmonitor_id {
             Some(id) => match self.lb.get_healthmonitor(id).await {
-                Ok(m) => Some(ObservedMonitor {
-                    kind: parse(&m.monitor_type, "monitor type")?,
-                    id: m.id,
-                    name: m.name,
-                    delay: u32::try_from(m.delay).unwrap_or(u32::MAX),
-                    timeout: u32::try_from(m.timeout).unwrap_or(u32::MAX),
-                    max_retries: m.max_retries,
-                    max_retries_down: m.max_retries_down.unwrap_or(3),
-                    http_method: m.http_method,
-                    url_path: m.url_path,
-                    expected_codes: m.expected_codes,
-                }),
+                Ok(m) => Some(m),
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(cloud_error(e)),
             },
             None => None,
         };
-        Ok(ObservedPool {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            protocol: parse(&p.protocol, "pool protocol")?,
-            lb_algorithm: parse(&p.lb_algorithm, "lb_algorithm")?,
-            session_persistence: p.session_persistence.as_ref().map(|s| Persistence {
-                kind: s.persistence_type.clone(),
-            }),
-            tags: p.tags.clone(),
-            members: members
-                .into_iter()
-                .map(|m| ObservedMember {
-                    id: m.id,
-                    name: m.name,
-                    address: m.address,
-                    protocol_port: m.protocol_port,
-                    subnet_id: m.subnet_id,
-                    monitor_port: m.monitor_port,
-                    operating_status: Some(m.operating_status),
-                })
-                .collect(),
-            monitor,
-        })
+        observed_pool(p, members, monitor)
     }
 
     async fn observe_fips(
@@ -506,16 +559,19 @@ impl OpenStackCloud {
                         .then(|| listeners.iter().map(|l| self.listener_to_api(l)).collect()),
                     ..Default::default()
                 };
-                let lb = self
+                let answer = self
                     .lb
-                    .create_loadbalancer(&req)
+                    .create_loadbalancer_tree(&req)
                     .await
                     .map_err(cloud_error)?;
+                let lb = answer.load_balancer.clone();
                 if !lb.vip_port_id.is_empty() {
                     created
                         .vip_ports
                         .insert(lb.id.clone(), lb.vip_port_id.clone());
                 }
+                created.load_balancer = Some(lb.id.clone());
+                created.tree = observed_tree(answer)?;
                 created.ids.insert(name.clone(), lb.id);
             }
             Step::UpdateLoadBalancer {
@@ -726,12 +782,23 @@ impl OpenStackCloud {
                     .create_floating_ip(&req)
                     .await
                     .map_err(cloud_error)?;
+                let mut fip_tags = fip.tags.clone();
                 if !tags.is_empty() {
-                    self.neutron
+                    fip_tags = self
+                        .neutron
                         .replace_tags(TagResource::FloatingIps, &fip.id, tags)
                         .await
                         .map_err(cloud_error)?;
                 }
+                created.floating_ips.push(ObservedFloatingIp {
+                    id: fip.id,
+                    floating_ip_address: fip.floating_ip_address,
+                    floating_network_id: fip.floating_network_id,
+                    port_id: fip.port_id,
+                    fixed_ip_address: fip.fixed_ip_address,
+                    description: fip.description,
+                    tags: fip_tags,
+                });
             }
             Step::AssociateFloatingIp { fip, port } => {
                 let port = self.port(port, created).await?;
@@ -962,12 +1029,62 @@ impl Cloud for OpenStackCloud {
         }
     }
 
-    async fn execute(&self, steps: &[Step]) -> Result<(), CloudError> {
+    async fn execute(&self, steps: &[Step]) -> Result<Executed, CloudError> {
         let mut created = Created::default();
         for step in steps {
             self.step(step, &mut created).await?;
         }
-        Ok(())
+        Ok(Executed {
+            load_balancer_id: created.load_balancer,
+            load_balancer: created.tree,
+            floating_ips: created.floating_ips,
+        })
+    }
+
+    async fn lb_progress(
+        &self,
+        cluster_tag: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, LbProgress>, CloudError> {
+        if self.v1_client().is_some() {
+            return Err(other("LBaaS v1 has no load balancer to watch"));
+        }
+        let progress = |status: &str| {
+            if status.starts_with("PENDING_") {
+                LbProgress::Pending(status.to_string())
+            } else if status == "DELETED" {
+                LbProgress::Gone
+            } else {
+                LbProgress::Settled(status.to_string())
+            }
+        };
+        // One call for the whole cluster: every LB we create carries the cluster tag. Only
+        // the two fields the answer is read for, so the call stays small at hundreds of LBs.
+        let mut q = ListQuery::new().fields(&["id", "provisioning_status"]);
+        if self.features.tags {
+            q = q.tags(&[cluster_tag]);
+        }
+        let mut out: HashMap<String, LbProgress> = self
+            .lb
+            .list_loadbalancers(&q)
+            .await
+            .map_err(cloud_error)?
+            .into_iter()
+            .filter(|lb| ids.contains(&lb.id))
+            .map(|lb| (lb.id, progress(&lb.provisioning_status)))
+            .collect();
+        // Not in the list: gone, or an LB that does not carry our tag (yet), e.g. a user's
+        // shared LB. Asked one by one; there are rarely any.
+        let unlisted: Vec<&String> = ids.iter().filter(|id| !out.contains_key(*id)).collect();
+        for id in unlisted {
+            let state = match self.lb.get_loadbalancer(id).await {
+                Ok(lb) => progress(&lb.provisioning_status),
+                Err(e) if e.is_not_found() => LbProgress::Gone,
+                Err(e) => return Err(cloud_error(e)),
+            };
+            out.insert(id.clone(), state);
+        }
+        Ok(out)
     }
 }
 

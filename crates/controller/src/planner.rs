@@ -5,10 +5,11 @@
 //! openstack crate. Must not know about HTTP or Kubernetes writes.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use model::config::CloudConfig;
@@ -17,7 +18,7 @@ use model::plan::Wait;
 use model::spec::{FipIntent, IpMode};
 use model::{CloudFeatures, DeleteIntent, Environment, Observed, Plan, Step};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backend::{
     CloudPrint, Deleted, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Owned,
@@ -25,7 +26,8 @@ use crate::backend::{
 };
 use crate::drift::{self, Resync, SnapshotRequest};
 use crate::inventory::{self, Inventory, NodeAddress, Scan, ScanRequest};
-use crate::status::ANN_LB_ID;
+use crate::status::{self, ANN_LB_ID};
+use crate::watcher::{LbProgress, ProgressSource, Watcher};
 
 /// What to look up for one Service: enough to find its LB, its FIPs and its security group
 /// in one to three GETs.
@@ -75,7 +77,24 @@ pub trait Cloud: Send + Sync + 'static {
         self.observe(lookup)
     }
     /// Run `steps` in order; each may refer by name to objects created by an earlier one.
-    fn execute(&self, steps: &[Step]) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn execute(&self, steps: &[Step]) -> impl Future<Output = Result<Executed, CloudError>> + Send;
+
+    /// The provisioning state of the load balancers `ids` for the shared watcher
+    /// ([`crate::watcher`]): one list call of the LBs tagged `cluster_tag` where the cloud can
+    /// list by tag. The default cannot tell, so nothing is watched and Services poll alone.
+    fn lb_progress(
+        &self,
+        cluster_tag: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, LbProgress>, CloudError>> + Send {
+        let _ = (cluster_tag, ids);
+        async {
+            Err(CloudError {
+                kind: CloudErrorKind::Other,
+                message: "this cloud cannot be watched".into(),
+            })
+        }
+    }
 
     /// Load balancers and floating IPs tagged `cluster_tag` (one list call each).
     fn list_tagged(
@@ -94,6 +113,42 @@ pub trait Cloud: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), CloudError>> + Send {
         let _ = (kind, id);
         async { Ok(()) }
+    }
+}
+
+/// What one `execute` call brought into existence that later passes need to know about.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Executed {
+    /// The id of the load balancer a `CreateLoadBalancer` step created.
+    pub load_balancer_id: Option<String>,
+    /// Its whole tree as the fully-populated create answered it (`None`: not inlined).
+    pub load_balancer: Option<model::observed::ObservedLoadBalancer>,
+    /// The floating IPs created, as their answers (and tag answers) said.
+    pub floating_ips: Vec<model::observed::ObservedFloatingIp>,
+}
+
+/// Steps that ran in one pass.
+struct Ran {
+    names: Vec<String>,
+    steps: Vec<Step>,
+    executed: Executed,
+    /// The load balancer they left locked.
+    locked: Option<String>,
+}
+
+/// The watcher's view of the cloud, through [`Cloud::lb_progress`].
+struct CloudProgress<C>(Arc<C>);
+
+impl<C: Cloud> ProgressSource for CloudProgress<C> {
+    async fn lb_progress(
+        &self,
+        cluster_tag: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, LbProgress>, String> {
+        self.0
+            .lb_progress(cluster_tag, ids)
+            .await
+            .map_err(|e| e.message)
     }
 }
 
@@ -146,6 +201,24 @@ pub struct Planner<C: Cloud + Inventory + Resync> {
     scan: Mutex<NodeScan>,
     /// Serialises scans, so two Node batches never scan at once.
     scanning: tokio::sync::Mutex<()>,
+    /// Wakes Services whose locked LB settled; one shared poller instead of one per Service.
+    watcher: Arc<Watcher>,
+    watch_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Per Service key: the state its last writes built (see [`Known`]).
+    known: Mutex<HashMap<String, Known>>,
+}
+
+impl<C: Cloud + Inventory + Resync> Drop for Planner<C> {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .watch_task
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
 }
 
 fn failure(e: CloudError) -> Failure {
@@ -279,6 +352,17 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             ctx: RwLock::new(Arc::new(ctx)),
             scan: Mutex::new(NodeScan::default()),
             scanning: tokio::sync::Mutex::new(()),
+            watcher: Arc::new(Watcher::new(crate::watcher::DEFAULT_TICK)),
+            watch_task: Mutex::new(None),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Register `service` as waiting for `lb_id` to settle; whether it will be woken.
+    fn wait_for(&self, lb_id: Option<&str>, service: &Service) -> bool {
+        match lb_id.filter(|id| !id.is_empty()) {
+            Some(id) => self.watcher.wait_for(id, &status::key(service)),
+            None => false,
         }
     }
 
@@ -394,17 +478,176 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
         model::desired(service, &nodes, &ctx.config, &ctx.features, &ctx.env)
     }
 
-    /// Execute the runnable head of `plan`; a 409 means the LB got locked in between.
-    async fn run_steps(&self, plan: &Plan) -> Result<Option<Vec<String>>, Failure> {
+    /// Execute the runnable head of `plan`; a 409 means the LB got locked in between (`None`).
+    async fn run_steps(&self, plan: &Plan, observed: &Observed) -> Result<Option<Ran>, Failure> {
         let steps: Vec<Step> = plan.runnable().iter().map(|s| s.step.clone()).collect();
         if steps.is_empty() {
             return Ok(None);
         }
         let names: Vec<String> = steps.iter().map(describe).collect();
         match self.cloud.execute(&steps).await {
-            Ok(()) => Ok(Some(names)),
+            Ok(executed) => {
+                // The LB that is now PENDING_*, when a step took its lock.
+                let locked = steps
+                    .iter()
+                    .any(|s| s.takes_lb_lock())
+                    .then(|| {
+                        executed
+                            .load_balancer_id
+                            .clone()
+                            .or_else(|| observed_lb_id(observed))
+                    })
+                    .flatten();
+                Ok(Some(Ran {
+                    names,
+                    steps,
+                    executed,
+                    locked,
+                }))
+            }
             Err(e) if e.kind == CloudErrorKind::Conflict => Ok(None),
             Err(e) => Err(failure(e)),
+        }
+    }
+}
+
+/// A Service's cloud state as this process's own last writes built it (the create answers,
+/// the member sets it sent), waiting for its load balancer to settle.
+#[derive(Clone, Debug)]
+struct Known {
+    observed: Observed,
+    /// Every id in it is real (from answers), so it can stand for an observation in the drift
+    /// print; member updates leave invented member ids.
+    exact: bool,
+    lb_id: String,
+    at: Instant,
+}
+
+/// A known state is trusted only this long; the usual wait is a few seconds to a minute.
+const KNOWN_TTL: Duration = Duration::from_secs(300);
+
+/// The state after `steps` ran on `observed`, when every step's effect is known from its
+/// answer (creates) or its request (member sets, tags); `None` otherwise.
+fn state_after(observed: &Observed, steps: &[Step], executed: &Executed) -> Option<Known> {
+    let mut after = observed.clone();
+    let mut exact = true;
+    for step in steps {
+        match step {
+            Step::CreateLoadBalancer { .. } => {
+                after.load_balancer = Some(executed.load_balancer.clone()?);
+            }
+            Step::CreateFloatingIp { .. } => {}
+            Step::TagFloatingIp { fip, tag } => {
+                let f = after.floating_ips.iter_mut().find(|f| &f.id == fip)?;
+                if !f.tags.contains(tag) {
+                    f.tags.push(tag.clone());
+                }
+            }
+            Step::BatchUpdateMembers { .. } => {
+                let one = Plan {
+                    steps: vec![model::PlannedStep {
+                        gate: model::Gate::Now,
+                        step: step.clone(),
+                    }],
+                    ..Plan::default()
+                };
+                after = model::apply(&one, &after);
+                exact = false;
+            }
+            _ => return None,
+        }
+    }
+    after
+        .floating_ips
+        .extend(executed.floating_ips.iter().cloned());
+    let lb_id = after.load_balancer.as_ref()?.id.clone();
+    Some(Known {
+        observed: after,
+        exact,
+        lb_id,
+        at: Instant::now(),
+    })
+}
+
+impl<C: Cloud + Inventory + Resync> Planner<C> {
+    /// The Service's known state, once the watcher saw its LB become ACTIVE after the writes
+    /// that built it. Taken: it serves one pass at most.
+    fn known_state(&self, key: &str, spec: &model::LoadBalancerSpec) -> Option<Known> {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)?;
+        // Node ports are read per pass when security groups are managed: not known here.
+        if spec.security_group.is_some() || known.at.elapsed() > KNOWN_TTL {
+            return None;
+        }
+        let settled = self.watcher.settled(&known.lb_id)?;
+        if settled.status != "ACTIVE" || settled.at < known.at {
+            return None;
+        }
+        let lb = known.observed.load_balancer.as_mut()?;
+        lb.provisioning_status = ProvisioningStatus::Active;
+        Some(known)
+    }
+
+    /// The rest of a pass once the plan is made: report, or run the steps that may run now.
+    async fn conclude(
+        &self,
+        service: &Service,
+        spec: &model::LoadBalancerSpec,
+        observed: Observed,
+        plan: Plan,
+    ) -> Result<Ensured, Failure> {
+        if !plan.invalid.is_empty() {
+            return Ok(Ensured::Invalid {
+                problems: plan.invalid.iter().map(|i| i.to_string()).collect(),
+            });
+        }
+        let notices = notices(&spec.warnings, &plan);
+        let stages = stages(&observed);
+        if plan.is_empty() {
+            if plan.wait.is_some() {
+                return Ok(Ensured::Busy {
+                    status: busy_status(&plan, &observed),
+                    stages,
+                    woken: self.wait_for(observed_lb_id(&observed).as_deref(), service),
+                });
+            }
+            return Ok(Ensured::Ready {
+                published: published(&plan),
+                notices,
+                stages,
+                print: Some(drift::print(&observed, &spec.cluster_tag)),
+            });
+        }
+        let created = creates_lb(&plan);
+        match self.run_steps(&plan, &observed).await? {
+            Some(ran) => {
+                let woken = self.wait_for(ran.locked.as_deref(), service);
+                let key = status::key(service);
+                let next = woken
+                    .then(|| state_after(&observed, &ran.steps, &ran.executed))
+                    .flatten();
+                let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+                match next {
+                    Some(k) => known.insert(key, k),
+                    None => known.remove(&key),
+                };
+                drop(known);
+                Ok(Ensured::Progressed {
+                    steps: ran.names,
+                    created,
+                    notices,
+                    stages,
+                    woken,
+                })
+            }
+            None => Ok(Ensured::Busy {
+                status: busy_status(&plan, &observed),
+                stages,
+                woken: self.wait_for(observed_lb_id(&observed).as_deref(), service),
+            }),
         }
     }
 }
@@ -429,6 +672,10 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             })
             .collect()
     }
+}
+
+fn observed_lb_id(observed: &Observed) -> Option<String> {
+    observed.load_balancer.as_ref().map(|lb| lb.id.clone())
 }
 
 fn busy_status(plan: &Plan, observed: &Observed) -> String {
@@ -471,6 +718,26 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
                 });
             }
         };
+        let key = status::key(service);
+        if let Some(known) = self.known_state(&key, &spec) {
+            let plan = model::plan(&spec, &known.observed);
+            // Only a plan that needs nothing but what this state is sure of: converged (with
+            // real ids for the drift print), or the next pool's member update. Anything else
+            // is decided on a fresh observation.
+            let conclusive = plan.invalid.is_empty()
+                && plan.wait.is_none()
+                && if plan.is_empty() {
+                    known.exact
+                } else {
+                    plan.runnable()
+                        .iter()
+                        .all(|s| matches!(s.step, Step::BatchUpdateMembers { .. }))
+                };
+            if conclusive {
+                debug!(service = %key, "planned on the state its own writes built; no read");
+                return self.conclude(service, &spec, known.observed, plan).await;
+            }
+        }
         let lookup = Lookup {
             lb_name: spec.name.clone(),
             lb_id: spec
@@ -499,50 +766,34 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             return Ok(Ensured::Busy {
                 status: lb.provisioning_status.as_api().to_string(),
                 stages: stages(&observed),
+                woken: self.wait_for(Some(&lb.id), service),
             });
         }
         let mut observed = observed;
         self.read_node_ports(&mut observed, spec.security_group.is_some())
             .await?;
         let plan = model::plan(&spec, &observed);
-        if !plan.invalid.is_empty() {
-            return Ok(Ensured::Invalid {
-                problems: plan.invalid.iter().map(|i| i.to_string()).collect(),
-            });
-        }
-        let notices = notices(&spec.warnings, &plan);
-        let stages = stages(&observed);
-        if plan.is_empty() {
-            if plan.wait.is_some() {
-                return Ok(Ensured::Busy {
-                    status: busy_status(&plan, &observed),
-                    stages,
-                });
-            }
-            return Ok(Ensured::Ready {
-                published: published(&plan),
-                notices,
-                stages,
-                print: Some(drift::print(&observed, &spec.cluster_tag)),
-            });
-        }
-        let created = creates_lb(&plan);
-        match self.run_steps(&plan).await? {
-            Some(steps) => Ok(Ensured::Progressed {
-                steps,
-                created,
-                notices,
-                stages,
-            }),
-            None => Ok(Ensured::Busy {
-                status: busy_status(&plan, &observed),
-                stages,
-            }),
-        }
+        self.conclude(service, &spec, observed, plan).await
     }
 
     async fn nodes_changed(&self, nodes: &[Arc<Node>]) {
         self.refresh_nodes(nodes).await;
+    }
+
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        let ctx = self.context();
+        // LBaaS v1 has no load balancer object to watch: its Services poll alone.
+        if ctx.features.generation == model::Generation::NeutronV1 {
+            return None;
+        }
+        let rx = self.watcher.subscribe();
+        let mut task = self.watch_task.lock().unwrap_or_else(|e| e.into_inner());
+        if task.as_ref().is_none_or(|t| t.is_finished()) {
+            let tag = model::naming::cluster_tag(&ctx.env.cluster_uid);
+            let source = Arc::new(CloudProgress(self.cloud.clone()));
+            *task = Some(tokio::spawn(self.watcher.clone().run(source, tag)));
+        }
+        Some(rx)
     }
 
     async fn resync(&self, prints: &[(String, CloudPrint)]) -> Result<Resynced, Failure> {
@@ -593,6 +844,10 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
     }
 
     async fn delete(&self, service: &Service) -> Result<Deleted, Failure> {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&status::key(service));
         let ctx = self.context();
         let intent = DeleteIntent::for_service(service, &ctx.config, &ctx.features, &ctx.env);
         let lookup = Lookup {
@@ -613,14 +868,19 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             if plan.wait.is_some() {
                 return Ok(Deleted::Busy {
                     status: busy_status(&plan, &observed),
+                    woken: self.wait_for(observed_lb_id(&observed).as_deref(), service),
                 });
             }
             return Ok(Deleted::Gone);
         }
-        match self.run_steps(&plan).await? {
-            Some(steps) => Ok(Deleted::Progressed { steps }),
+        match self.run_steps(&plan, &observed).await? {
+            Some(ran) => Ok(Deleted::Progressed {
+                steps: ran.names,
+                woken: self.wait_for(ran.locked.as_deref(), service),
+            }),
             None => Ok(Deleted::Busy {
                 status: busy_status(&plan, &observed),
+                woken: self.wait_for(observed_lb_id(&observed).as_deref(), service),
             }),
         }
     }
@@ -652,6 +912,8 @@ mod tests {
         scans: Mutex<u32>,
         port_reads: Mutex<u32>,
         snapshots: Mutex<u32>,
+        /// Answer `execute` like a fully-populated create does: with the whole tree.
+        answers_tree: bool,
     }
 
     impl Inventory for SimCloud {
@@ -703,7 +965,7 @@ mod tests {
             Ok(o)
         }
 
-        async fn execute(&self, steps: &[Step]) -> Result<(), CloudError> {
+        async fn execute(&self, steps: &[Step]) -> Result<Executed, CloudError> {
             if let Some(e) = self.fail_next.lock().unwrap().take() {
                 return Err(e);
             }
@@ -724,13 +986,48 @@ mod tests {
                 ..Plan::default()
             };
             let mut state = self.state.lock().unwrap();
+            let before: Vec<String> = state.floating_ips.iter().map(|f| f.id.clone()).collect();
             *state = model::apply(&plan, &state);
             // `apply` attaches FIPs by port; give a created LB a VIP port like a cloud does.
             self.executed.lock().unwrap().extend(steps.iter().cloned());
             if steps.iter().any(|s| s.takes_lb_lock()) {
                 *self.locked_for.lock().unwrap() = self.lock_passes;
             }
-            Ok(())
+            let created_lb = steps.iter().any(|s| s.creates_load_balancer());
+            Ok(Executed {
+                load_balancer_id: state.load_balancer.as_ref().map(|lb| lb.id.clone()),
+                load_balancer: (self.answers_tree && created_lb)
+                    .then(|| state.load_balancer.clone())
+                    .flatten(),
+                floating_ips: state
+                    .floating_ips
+                    .iter()
+                    .filter(|f| self.answers_tree && !before.contains(&f.id))
+                    .cloned()
+                    .collect(),
+            })
+        }
+
+        async fn lb_progress(
+            &self,
+            _cluster_tag: &str,
+            ids: &[String],
+        ) -> Result<HashMap<String, LbProgress>, CloudError> {
+            let state = self.state.lock().unwrap();
+            let locked = *self.locked_for.lock().unwrap() > 0;
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let progress = match &state.load_balancer {
+                        Some(lb) if &lb.id == id && locked => {
+                            LbProgress::Pending("PENDING_UPDATE".into())
+                        }
+                        Some(lb) if &lb.id == id => LbProgress::Settled("ACTIVE".into()),
+                        _ => LbProgress::Gone,
+                    };
+                    (id.clone(), progress)
+                })
+                .collect())
         }
     }
 
@@ -887,6 +1184,73 @@ mod tests {
             Ensured::Ready { .. }
         ));
         assert_eq!(cloud.executed.lock().unwrap().len(), before);
+    }
+
+    #[tokio::test]
+    async fn the_state_its_own_create_built_is_published_without_reading_it_back() {
+        let cloud = Arc::new(SimCloud {
+            answers_tree: true,
+            ..Default::default()
+        });
+        let p = planner(cloud.clone());
+        // A listener for wake-ups (the engine's part), without the ticking task: the test
+        // ticks by hand.
+        let mut wakeups = p.watcher.subscribe();
+        let nodes = vec![node("n1", "127.0.1.1"), node("n2", "127.0.1.2")];
+        let svc = service(&[]);
+        let first = p.ensure(&svc, &nodes).await.unwrap();
+        let Ensured::Progressed { created, woken, .. } = first else {
+            panic!("{first:?}")
+        };
+        assert!(
+            created && woken,
+            "the create locked the LB: the watcher wakes the Service"
+        );
+        let reads = *cloud.observes.lock().unwrap();
+        let source = CloudProgress(cloud.clone());
+        assert_eq!(p.watcher.tick(&source, "tag").await.len(), 1);
+        assert_eq!(wakeups.try_recv().ok(), Some(status::key(&svc)));
+        let Ensured::Ready {
+            published, print, ..
+        } = p.ensure(&svc, &nodes).await.unwrap()
+        else {
+            panic!("converged on the known state")
+        };
+        assert!(published.ingress[0].ip.is_some(), "{published:?}");
+        assert!(print.is_some(), "real ids: the drift print is taken");
+        assert_eq!(*cloud.observes.lock().unwrap(), reads, "no read");
+        // The known state serves one pass: the next one (a resync's) observes again.
+        assert!(matches!(
+            p.ensure(&svc, &nodes).await.unwrap(),
+            Ensured::Ready { .. }
+        ));
+        assert_eq!(*cloud.observes.lock().unwrap(), reads + 1);
+    }
+
+    #[tokio::test]
+    async fn without_a_settled_report_or_a_whole_answer_the_cloud_is_read() {
+        // No tree in the create answer: nothing is known, the next pass reads.
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let _wakeups = p.watcher.subscribe();
+        let nodes = vec![node("n1", "127.0.1.1")];
+        let svc = service(&[]);
+        p.ensure(&svc, &nodes).await.unwrap();
+        p.watcher.tick(&CloudProgress(cloud.clone()), "tag").await;
+        let reads = *cloud.observes.lock().unwrap();
+        p.ensure(&svc, &nodes).await.unwrap();
+        assert_eq!(*cloud.observes.lock().unwrap(), reads + 1);
+        // A whole answer, but the watcher has not seen the LB settle: read.
+        let cloud = Arc::new(SimCloud {
+            answers_tree: true,
+            ..Default::default()
+        });
+        let p = planner(cloud.clone());
+        let _wakeups = p.watcher.subscribe();
+        p.ensure(&svc, &nodes).await.unwrap();
+        let reads = *cloud.observes.lock().unwrap();
+        p.ensure(&svc, &nodes).await.unwrap();
+        assert_eq!(*cloud.observes.lock().unwrap(), reads + 1);
     }
 
     #[tokio::test]

@@ -89,20 +89,29 @@ pub fn key(service: &Service) -> String {
     )
 }
 
-/// Whether this controller is responsible for the Service (SPEC §1.1): type LoadBalancer and a
-/// `spec.loadBalancerClass` that is unset or equal to ours.
+/// Whether the Service is of type LoadBalancer.
+pub fn is_load_balancer(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.type_.as_deref() == Some("LoadBalancer"))
+}
+
+/// Whether the Service's `spec.loadBalancerClass` selects this controller (SPEC §1.1): without
+/// `--load-balancer-class` exactly the class-less Services, with it exactly that class — never
+/// the class-less ones, which belong to the cluster's default implementation.
+pub fn class_is_ours(service: &Service, class: Option<&str>) -> bool {
+    let theirs = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_class.as_deref());
+    theirs == class
+}
+
+/// Whether this controller is responsible for the Service (SPEC §1.1): type LoadBalancer and
+/// a class that is ours.
 pub fn is_managed(service: &Service, class: Option<&str>) -> bool {
-    let Some(spec) = service.spec.as_ref() else {
-        return false;
-    };
-    if spec.type_.as_deref() != Some("LoadBalancer") {
-        return false;
-    }
-    match (spec.load_balancer_class.as_deref(), class) {
-        (None, _) => true,
-        (Some(theirs), Some(ours)) => theirs == ours,
-        (Some(_), None) => false,
-    }
+    is_load_balancer(service) && class_is_ours(service, class)
 }
 
 pub fn has_finalizer(service: &Service) -> bool {
@@ -322,7 +331,9 @@ mod tests {
             &svc("LoadBalancer", Some("other")),
             Some("ours")
         ));
-        assert!(is_managed(&svc("LoadBalancer", None), Some("ours")));
+        // Beside the default implementation (OCCM, or this controller without a class), a
+        // classed instance leaves the class-less Services alone.
+        assert!(!is_managed(&svc("LoadBalancer", None), Some("ours")));
         assert!(!is_managed(&svc("ClusterIP", None), None));
         assert!(!is_managed(&svc("NodePort", None), None));
     }

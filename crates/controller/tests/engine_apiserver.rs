@@ -112,6 +112,7 @@ impl LoadBalancers for Fake {
                 created: true,
                 notices: vec![],
                 stages: Stages::default(),
+                woken: false,
             });
         }
         if !c.busy_once {
@@ -119,6 +120,7 @@ impl LoadBalancers for Fake {
             return Ok(Ensured::Busy {
                 status: "PENDING_CREATE".into(),
                 stages: Stages::default(),
+                woken: false,
             });
         }
         Ok(Ensured::Ready {
@@ -154,6 +156,7 @@ impl LoadBalancers for Fake {
             c.deleted_once = true;
             return Ok(Deleted::Progressed {
                 steps: vec!["delete_load_balancer".into()],
+                woken: false,
             });
         }
         c.deleted_once = false;
@@ -639,6 +642,7 @@ impl LoadBalancers for Drifting {
             return Ok(Ensured::Busy {
                 status: "PENDING_UPDATE".into(),
                 stages: Stages::default(),
+                woken: false,
             });
         }
         Ok(Ensured::Ready {

@@ -203,6 +203,28 @@ impl LbaasV2 {
         self.post("/loadbalancers".into(), "loadbalancer", to_value(lb)?)
             .await
     }
+    /// Like [`Self::create_loadbalancer`], and keeps the tree a fully-populated answer inlines.
+    pub async fn create_loadbalancer_tree(
+        &self,
+        lb: &CreateLoadBalancer,
+    ) -> Result<LoadBalancerTree> {
+        if self.flavor == V2Flavor::NeutronLbaas && (lb.listeners.is_some() || lb.pools.is_some()) {
+            return Err(self.unsupported("fully-populated load balancer create"));
+        }
+        let resp = self
+            .session
+            .send(
+                self.req(Method::POST, "/loadbalancers".into())
+                    .json(json!({ "loadbalancer": to_value(lb)? })),
+            )
+            .await?;
+        let op = resp.op().clone();
+        let answer: Value = take(resp.json()?, "loadbalancer", &op)?;
+        LoadBalancerTree::from_answer(&answer).map_err(|e| Error::Decode {
+            op,
+            message: format!("loadbalancer: {e}"),
+        })
+    }
     /// Creates safely under retries: `lookup` (e.g. the name tag + cluster tag) is listed first
     /// and before each repetition; a single match is returned instead of creating a duplicate
     /// after a lost answer.

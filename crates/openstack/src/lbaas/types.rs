@@ -56,6 +56,92 @@ impl LoadBalancer {
     }
 }
 
+/// What a fully-populated create answers: the load balancer with its listeners and pools
+/// (members and health monitor inline) as whole objects, so the caller knows the tree it just
+/// built without reading it back.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadBalancerTree {
+    pub load_balancer: LoadBalancer,
+    /// `None` when the answer did not inline the whole tree (a cloud that answers with ids
+    /// only): the caller must read it.
+    pub tree: Option<Tree>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tree {
+    pub listeners: Vec<Listener>,
+    pub pools: Vec<PoolTree>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoolTree {
+    pub pool: Pool,
+    pub members: Vec<Member>,
+    pub healthmonitor: Option<HealthMonitor>,
+}
+
+impl LoadBalancerTree {
+    /// Reads the answer's `loadbalancer` object; the tree only when every listener, pool,
+    /// member and monitor the load balancer names is there whole.
+    pub fn from_answer(v: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        let load_balancer: LoadBalancer = serde_json::from_value(v.clone())?;
+        Ok(LoadBalancerTree {
+            tree: Tree::from_answer(v, &load_balancer),
+            load_balancer,
+        })
+    }
+}
+
+impl Tree {
+    fn from_answer(v: &serde_json::Value, lb: &LoadBalancer) -> Option<Tree> {
+        let whole = |o: &serde_json::Value, field: &str| o.get(field).is_some();
+        let listeners: Vec<Listener> = v
+            .get("listeners")?
+            .as_array()?
+            .iter()
+            .map(|l| {
+                whole(l, "protocol")
+                    .then(|| serde_json::from_value(l.clone()).ok())
+                    .flatten()
+            })
+            .collect::<Option<_>>()?;
+        let mut pools = Vec::new();
+        for p in v.get("pools")?.as_array()? {
+            if !whole(p, "lb_algorithm") {
+                return None;
+            }
+            let pool: Pool = serde_json::from_value(p.clone()).ok()?;
+            let members: Vec<Member> = match p.get("members") {
+                Some(serde_json::Value::Array(ms)) => ms
+                    .iter()
+                    .map(|m| {
+                        whole(m, "address")
+                            .then(|| serde_json::from_value(m.clone()).ok())
+                            .flatten()
+                    })
+                    .collect::<Option<_>>()?,
+                _ => Vec::new(),
+            };
+            let healthmonitor = match p.get("healthmonitor") {
+                Some(m) if m.is_object() => {
+                    if !whole(m, "type") {
+                        return None;
+                    }
+                    Some(serde_json::from_value::<HealthMonitor>(m.clone()).ok()?)
+                }
+                _ => None,
+            };
+            pools.push(PoolTree {
+                pool,
+                members,
+                healthmonitor,
+            });
+        }
+        let complete = lb.listeners.len() == listeners.len() && lb.pools.len() == pools.len();
+        complete.then_some(Tree { listeners, pools })
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Listener {
