@@ -741,19 +741,20 @@ impl<B: LoadBalancers> Engine<B> {
                 self.metrics.reconciled("ensure", "invalid", seconds);
                 let message = problems.join("; ");
                 warn!(service = %key, problems = %message, "invalid configuration; nothing changed in the cloud");
-                self.event(
-                    &service,
-                    EventType::Warning,
-                    reasons::INVALID,
-                    message.clone(),
-                    true,
-                )
-                .await;
-                self.set_condition(
-                    &service,
-                    WantedCondition::new(Reason::InvalidAnnotation, message),
-                )
-                .await?;
+                let condition = WantedCondition::new(Reason::InvalidAnnotation, message.clone());
+                // Once per spec across restarts and leader changes: the condition written
+                // with the Event is what says it was sent.
+                if !status::condition_already_says(&service, &condition) {
+                    self.event(
+                        &service,
+                        EventType::Warning,
+                        reasons::INVALID,
+                        message,
+                        true,
+                    )
+                    .await;
+                }
+                self.set_condition(&service, condition).await?;
                 self.with_memory(&key, |m| {
                     m.converged = None;
                     m.print = None;
@@ -970,9 +971,11 @@ impl<B: LoadBalancers> Engine<B> {
         key: &str,
         why: String,
     ) -> Result<Action, EngineError> {
-        // One Warning per Service and process, whatever else changes on the Service.
+        // One Warning per Service, whatever else changes on it: per process, and across
+        // restarts through the condition written with it.
+        let condition = WantedCondition::new(Reason::Disabled, why.clone());
         let first = self.with_memory(key, |m| !std::mem::replace(&mut m.disabled_warned, true));
-        if first {
+        if first && !status::condition_already_says(service, &condition) {
             self.event(
                 service,
                 EventType::Warning,
@@ -982,8 +985,7 @@ impl<B: LoadBalancers> Engine<B> {
             )
             .await;
         }
-        self.set_condition(service, WantedCondition::new(Reason::Disabled, why))
-            .await?;
+        self.set_condition(service, condition).await?;
         self.metrics.set_state(key, Some(LbState::Disabled));
         Ok(Action::await_change())
     }

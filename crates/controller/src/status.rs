@@ -183,6 +183,19 @@ fn current_conditions(service: &Service) -> Vec<Condition> {
         .unwrap_or_default()
 }
 
+/// Whether the Service's condition already says `wanted` for its current generation: the
+/// Warning that goes with it was sent when it was written, by this process or an earlier one
+/// (a restart, another leader), so it is not sent again.
+pub fn condition_already_says(service: &Service, wanted: &WantedCondition) -> bool {
+    current_conditions(service).iter().any(|c| {
+        c.type_ == CONDITION_TYPE
+            && c.status == wanted.status()
+            && c.reason == wanted.reason.as_str()
+            && c.message == wanted.message
+            && c.observed_generation == service.metadata.generation
+    })
+}
+
 /// Merge patch for the status subresource, or `None` when nothing differs. `ingress: None`
 /// leaves the published addresses as they are (a Service that is being updated keeps its IP);
 /// `Some(&[])` clears them. Other controllers' conditions are preserved.
@@ -442,6 +455,29 @@ mod tests {
             serde_json::from_value(p["status"]["conditions"].clone()).unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].type_, "Other");
+    }
+
+    #[test]
+    fn a_condition_written_for_this_generation_says_its_warning_was_sent() {
+        let mut s = svc("LoadBalancer", None);
+        s.metadata.generation = Some(3);
+        let wanted = WantedCondition::new(Reason::InvalidAnnotation, "lb-method: bad");
+        assert!(!condition_already_says(&s, &wanted));
+        let patch = status_patch(&s, None, Some(&wanted), now()).unwrap();
+        let written: Vec<Condition> =
+            serde_json::from_value(patch["status"]["conditions"].clone()).unwrap();
+        s.status = Some(ServiceStatus {
+            conditions: Some(written),
+            ..Default::default()
+        });
+        assert!(condition_already_says(&s, &wanted), "e.g. after a restart");
+        let other = WantedCondition::new(Reason::InvalidAnnotation, "lb-method: worse");
+        assert!(
+            !condition_already_says(&s, &other),
+            "another problem is news"
+        );
+        s.metadata.generation = Some(4);
+        assert!(!condition_already_says(&s, &wanted), "a new spec is news");
     }
 
     #[test]

@@ -115,6 +115,35 @@ async fn invalid_annotation_warns_and_creates_nothing_until_fixed() {
     );
     assert!(message.contains("FASTEST"), "{message}");
 
+    // Once per spec across restarts (and leader changes): the new process finds the
+    // condition that went with the Warning and sends no second one.
+    let seen = std::fs::read_to_string(&controller.log)
+        .unwrap_or_default()
+        .len();
+    controller.sigkill();
+    controller.restart();
+    controller.wait_ready(LIMIT).await;
+    wait_for(
+        "the restarted controller judges web again",
+        LIMIT,
+        || async {
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            log.get(seen..)?
+                .contains("invalid configuration; nothing changed in the cloud")
+                .then_some(())
+        },
+    )
+    .await;
+    // The Event, if one were sent, follows that log line within the same pass.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warnings = env
+        .events_for("web")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidLoadBalancerConfiguration"))
+        .count();
+    assert_eq!(warnings, 1, "one Warning for one spec, across the restart");
+
     env.patch_service(
         "web",
         json!({"metadata": {"annotations": {"loadbalancer.openstack.org/lb-method": "LEAST_CONNECTIONS"}}}),
