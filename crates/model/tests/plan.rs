@@ -617,3 +617,32 @@ fn plans_round_trip_through_json() {
     let back: model::Plan = serde_json::from_str(&text).expect("deserialize");
     assert_eq!(back, p);
 }
+
+#[test]
+fn allowed_cidrs_that_admit_everyone_are_all_the_same() {
+    // OCCM writes ["0.0.0.0/0"] where we write []: an adopted listener is not rewritten for it.
+    let svc = svc_with(&[]);
+    let spec = want(&svc).expect("ok");
+    let mut observed = created(&spec);
+    for everyone in [vec!["0.0.0.0/0"], vec!["0.0.0.0/0", "::/0"], vec![]] {
+        for l in &mut observed.load_balancer.as_mut().expect("lb").listeners {
+            l.allowed_cidrs = everyone.iter().map(|s| s.to_string()).collect();
+        }
+        assert!(plan(&spec, &observed).is_empty(), "{everyone:?}");
+    }
+    // A real restriction is still lifted.
+    for l in &mut observed.load_balancer.as_mut().expect("lb").listeners {
+        l.allowed_cidrs = vec!["10.0.0.0/8".into()];
+    }
+    assert_eq!(
+        ops(&plan(&spec, &observed)).first().map(String::as_str),
+        Some("update_listener")
+    );
+    // A Service restricted to 10.0.0.0/8 keeps the LB built for it as it is.
+    let restricted = service(
+        "metadata: {name: m, namespace: n}\nspec:\n  loadBalancerSourceRanges: [10.0.0.0/8]\n  ports: [{port: 80, nodePort: 30080}]\n",
+    );
+    let rspec = desired(&restricted, &nodes(3), &config(), &features(), &env()).expect("ok");
+    let robserved = created(&rspec);
+    assert!(plan(&rspec, &robserved).is_empty());
+}

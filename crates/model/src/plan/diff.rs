@@ -329,7 +329,7 @@ impl<'a> Builder<'a> {
         if have.connection_limit != want.connection_limit {
             c.connection_limit = Some(want.connection_limit);
         }
-        if f.allowed_cidrs && sorted(&have.allowed_cidrs) != sorted(&want.allowed_cidrs) {
+        if f.allowed_cidrs && !same_sources(&have.allowed_cidrs, &want.allowed_cidrs) {
             c.allowed_cidrs = Some(want.allowed_cidrs.clone());
         }
         if have.insert_headers != want.insert_headers {
@@ -746,6 +746,33 @@ fn l4(p: ListenerProtocol) -> u8 {
         ListenerProtocol::Sctp => 2,
         _ => 0,
     }
+}
+
+/// Whether two `allowed_cidrs` lists admit the same clients. Every list that admits
+/// everyone is the same: `[]` (no restriction), OCCM's `["0.0.0.0/0"]`, `["::/0"]` — so an
+/// LB adopted from OCCM is not rewritten (and locked) for nothing.
+fn same_sources(have: &[String], want: &[String]) -> bool {
+    let admits_all = |v: &[String]| {
+        v.is_empty()
+            || v
+                .iter()
+                .any(|c| c.trim().parse::<ipnet::IpNet>().is_ok_and(|n| n.prefix_len() == 0))
+    };
+    let canonical = |v: &[String]| {
+        let mut out: Vec<String> = v
+            .iter()
+            .map(|c| {
+                c.trim()
+                    .parse::<ipnet::IpNet>()
+                    .map(|n| n.trunc().to_string())
+                    .unwrap_or_else(|_| c.trim().to_string())
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    (admits_all(have) && admits_all(want)) || canonical(have) == canonical(want)
 }
 
 fn sorted(v: &[String]) -> Vec<String> {
