@@ -1172,11 +1172,17 @@ pub async fn run<B: LoadBalancers>(
     let reconcile_engine = engine.clone();
     let policy_engine = engine.clone();
     let result_engine = engine.clone();
+    let nodes_listed = synced_rx.clone();
     controller
         .run(
             move |svc, _ctx: Arc<()>| {
                 let engine = reconcile_engine.clone();
+                let mut nodes_listed = nodes_listed.clone();
                 async move {
+                    // No member set is ever computed from a Node cache that has not had its
+                    // first full list: at start-up it is empty, and planning on it would
+                    // empty every pool (an outage on every restart).
+                    let _ = nodes_listed.wait_for(|(nodes, _)| *nodes).await;
                     let key = status::key(&svc);
                     engine.queue_depth(engine.queue.started(&key));
                     engine.metrics.in_flight().inc();

@@ -646,3 +646,38 @@ fn allowed_cidrs_that_admit_everyone_are_all_the_same() {
     let robserved = created(&rspec);
     assert!(plan(&rspec, &robserved).is_empty());
 }
+
+#[test]
+fn no_node_known_keeps_the_members_and_says_so() {
+    // A controller that plans before its Node list has loaded (or a cluster whose list came
+    // back empty) must not empty the pools: an empty list says nothing about the nodes.
+    let svc = svc_with(&[]);
+    let observed = created(&want(&svc).expect("ok"));
+    let spec = desired(&svc, &[], &config(), &features(), &env()).expect("ok");
+    assert!(plan(&spec, &observed).is_empty(), "no member change");
+    assert!(
+        spec.warnings
+            .iter()
+            .any(|w| w.reason == "MeltdownProtection" && w.message.contains("no Node is known")),
+        "{:?}",
+        spec.warnings
+    );
+}
+
+#[test]
+fn a_node_selector_that_matches_no_node_is_a_warning() {
+    let svc = svc_with(&[(a::NODE_SELECTOR, "pool=gpu")]);
+    let spec = want(&svc).expect("ok");
+    let w = spec
+        .warnings
+        .iter()
+        .find(|w| w.reason == "NoEligibleNodes")
+        .expect("a Warning");
+    assert!(
+        w.message.contains("pool=gpu") && w.message.contains("3 nodes"),
+        "{w:?}"
+    );
+    // Asked for explicitly, so the pools are emptied, with the Warning.
+    let observed = created(&want(&svc_with(&[])).expect("ok"));
+    assert_eq!(ops(&plan(&spec, &observed)), vec!["batch_update_members"]);
+}

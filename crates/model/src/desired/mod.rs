@@ -259,7 +259,8 @@ pub fn desired(
         ));
     }
     let member_subnet_id = pick(&a.member_subnet_id, |p| &p.member_subnet_id);
-    let (member_nodes, keep_last_known) = choose_members(&selection, &mut warnings);
+    let (member_nodes, keep_last_known) =
+        choose_members(&selection, nodes.len(), &selector, &mut warnings);
 
     // Listeners.
     let lb_name = naming::lb_name(&env.cluster_name, &svc.namespace, &svc.name);
@@ -703,8 +704,43 @@ fn secs(d: std::time::Duration) -> u32 {
 }
 
 /// Ready eligible nodes; if none is Ready although some are eligible, meltdown protection:
-/// keep what the pools have (the NotReady nodes are only the fallback for a new pool).
-fn choose_members(sel: &Selection, warnings: &mut Vec<Warning>) -> (Vec<members::Candidate>, bool) {
+/// keep what the pools have (the NotReady nodes are only the fallback for a new pool). No
+/// Node known at all (a cluster whose Node list is empty or not read yet) is the same case:
+/// an empty list says nothing about where traffic can go. Nodes known but none eligible
+/// (a node-selector that matches none, every node excluded) empties the pools as asked —
+/// never silently.
+fn choose_members(
+    sel: &Selection,
+    nodes_known: usize,
+    selector: &[(String, Option<String>)],
+    warnings: &mut Vec<Warning>,
+) -> (Vec<members::Candidate>, bool) {
+    if nodes_known == 0 {
+        warnings.push(Warning::new(
+            "MeltdownProtection",
+            "no Node is known; keeping the last known members instead of emptying the pools",
+        ));
+        return (Vec::new(), true);
+    }
+    if sel.eligible.is_empty() && sel.without_address.is_empty() {
+        let why = if selector.is_empty() {
+            format!("all {nodes_known} nodes are excluded (label node.kubernetes.io/exclude-from-external-load-balancers, being deleted, or tainted ToBeDeletedByClusterAutoscaler)")
+        } else {
+            let text = selector
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            format!("node-selector {text:?} matches none of the {nodes_known} nodes")
+        };
+        warnings.push(Warning::new(
+            "NoEligibleNodes",
+            format!("{why}: the load balancer has no members and sends traffic nowhere; fix the loadbalancer.openstack.org/node-selector annotation or [LoadBalancer] node-selector"),
+        ));
+    }
     let ready: Vec<members::Candidate> = sel.ready().cloned().collect();
     if ready.is_empty() && !sel.eligible.is_empty() {
         warnings.push(Warning::new(

@@ -754,9 +754,11 @@ fn l4(p: ListenerProtocol) -> u8 {
 fn same_sources(have: &[String], want: &[String]) -> bool {
     let admits_all = |v: &[String]| {
         v.is_empty()
-            || v
-                .iter()
-                .any(|c| c.trim().parse::<ipnet::IpNet>().is_ok_and(|n| n.prefix_len() == 0))
+            || v.iter().any(|c| {
+                c.trim()
+                    .parse::<ipnet::IpNet>()
+                    .is_ok_and(|n| n.prefix_len() == 0)
+            })
     };
     let canonical = |v: &[String]| {
         let mut out: Vec<String> = v
@@ -773,13 +775,6 @@ fn same_sources(have: &[String], want: &[String]) -> bool {
         out
     };
     (admits_all(have) && admits_all(want)) || canonical(have) == canonical(want)
-}
-
-fn sorted(v: &[String]) -> Vec<String> {
-    let mut v = v.to_vec();
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// Canonical text of an address (`::0001` and `::1` are the same member).
