@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use controller::kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use controller::kube::config::{KubeConfigOptions, Kubeconfig};
 use controller::kube::Client;
@@ -113,6 +113,10 @@ async fn demo(args: &Args, n: &Narrator, s: &mut Started) -> anyhow::Result<()> 
             handle.octavia_url()
         ),
     );
+    n.say(
+        "sandbox",
+        format!("floating IPs from {}", handle.floating_range_text()),
+    );
     let cloud_conf = s.dir.join("cloud.conf");
     std::fs::write(&cloud_conf, handle.cloud_conf()).context("writing cloud.conf")?;
     std::fs::write(s.dir.join("openrc"), handle.openrc()).context("writing openrc")?;
@@ -207,7 +211,10 @@ async fn demo(args: &Args, n: &Narrator, s: &mut Started) -> anyhow::Result<()> 
     );
     s.controller = Some(child);
 
-    // 5. The Service of the classic Magnum guide, and a "pod" behind each NodePort.
+    // 5. The Service of the classic Magnum guide, and a "pod" behind each NodePort. The
+    //    nodePort is one this demo could bind on every node address, so that another demo
+    //    on the machine (same node addresses) can never answer for this one.
+    let (node_port, backends) = bind_backends(&node_ips)?;
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let svc: Service = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
@@ -216,29 +223,36 @@ async fn demo(args: &Args, n: &Narrator, s: &mut Started) -> anyhow::Result<()> 
         "spec": {
             "type": "LoadBalancer",
             "selector": {"app": "nginx"},
-            "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]
+            "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP", "nodePort": node_port}]
         }
     }))?;
     let svc = services
         .create(&PostParams::default(), &svc)
         .await
         .context("creating the Service")?;
-    let node_port = svc
+    let given = svc
         .spec
         .as_ref()
         .and_then(|s| s.ports.as_ref())
         .and_then(|p| p.first())
-        .and_then(|p| p.node_port)
-        .ok_or_else(|| anyhow!("the apiserver allocated no nodePort"))?;
+        .and_then(|p| p.node_port);
+    if given != Some(i32::from(node_port)) {
+        bail!("the apiserver did not keep nodePort {node_port} (got {given:?})");
+    }
     n.say(
         "service",
         format!("{NAMESPACE}/{SERVICE_NAME} applied: port 80 -> nodePort {node_port}"),
     );
-    for (name, ip) in &node_ips {
-        let listener = TcpListener::bind(SocketAddr::from((*ip, node_port as u16)))
-            .await
-            .with_context(|| format!("binding the backend of {name} on {ip}:{node_port}"))?;
-        s.backends.spawn(serve_backend(listener, name.clone()));
+    for ((name, ip), listener) in node_ips.iter().zip(backends) {
+        listener
+            .set_nonblocking(true)
+            .context("preparing a backend listener")?;
+        let listener = TcpListener::from_std(listener)
+            .with_context(|| format!("serving the backend of {name} on {ip}:{node_port}"))?;
+        s.backends.spawn(serve_backend(
+            listener,
+            format!("{name} ({ip}:{node_port})"),
+        ));
     }
     n.say(
         "pods",
@@ -484,7 +498,29 @@ fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// A "pod": answers every HTTP request with its node's name.
+/// A nodePort in the apiserver's default range (30000-32767) that is free on every node
+/// address, with the bound listeners: holding them from the start means no other process
+/// can take the port between the choice and the serving.
+fn bind_backends(
+    node_ips: &[(String, Ipv4Addr)],
+) -> anyhow::Result<(u16, Vec<std::net::TcpListener>)> {
+    // Start from a per-process offset so that demos started together try different ports.
+    let start = (std::process::id() as u16).wrapping_mul(7919) % 2768;
+    for i in 0..2768u16 {
+        let port = 30000 + (start + i) % 2768;
+        let bound: Result<Vec<_>, _> = node_ips
+            .iter()
+            .map(|(_, ip)| std::net::TcpListener::bind(SocketAddr::from((*ip, port))))
+            .collect();
+        if let Ok(listeners) = bound {
+            return Ok((port, listeners));
+        }
+    }
+    bail!("no port in 30000-32767 is free on every node address")
+}
+
+/// A "pod": answers every HTTP request with its node's name and address (which includes
+/// the nodePort, so each demo's answers are its own).
 async fn serve_backend(listener: TcpListener, node: String) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {

@@ -25,7 +25,8 @@ pub struct Args {
     token_lifetime: Duration,
     #[arg(long, default_value = "RegionOne")]
     region: String,
-    /// Floating IPs are allocated from this loopback range.
+    /// Floating IPs are allocated from this loopback range, skipping addresses another
+    /// sandbox on this machine holds or listens on (so sandboxes can share the range).
     #[arg(long, default_value = "127.200.0.0/16")]
     floating_range: sandbox::ipnet::Ipv4Net,
     /// The loopback subnet `nodes` (on the private network) where node ports live.
@@ -154,6 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "# Admin API (faults, quotas, request log, nodes): {}",
         handle.admin_url()
     );
+    println!("# Floating IPs: {}", handle.floating_range_text());
     println!("#\n# --- OS_* variables (admin) ---\n{openrc}");
     println!("# --- clouds.yaml ---\n{clouds}");
     println!("# --- cloud.conf for the controller ---\n{conf}");

@@ -914,6 +914,31 @@ fn check_octavia_details(
         ),
         Probe::Skipped => {}
     }
+    if f.provider_refuses_lb_method(lb.lb_method) {
+        let offered: Vec<&str> = facts
+            .providers
+            .got()
+            .map(|list| list.iter().map(|p| p.name.as_str()).collect())
+            .unwrap_or_default();
+        let ovn = offered.iter().find(|n| n.eq_ignore_ascii_case("ovn"));
+        let which = match &lb.lb_provider {
+            Some(p) => format!("lb-provider = {p}"),
+            None => "the cloud's default provider (amphora unless lb-provider says otherwise)"
+                .to_string(),
+        };
+        r.fail(
+            "lb-method",
+            format!(
+                "[LoadBalancer] lb-method = {} but {which} refuses it (Octavia: \"Amphora provider does not support {} algorithm.\", 501): every Service without a lb-method annotation would be refused",
+                lb.lb_method.as_api(),
+                lb.lb_method.as_api()
+            ),
+            match ovn {
+                Some(o) => format!("set [LoadBalancer] lb-method to ROUND_ROBIN, LEAST_CONNECTIONS or SOURCE_IP, or lb-provider = {o} (offered here), which balances by SOURCE_IP_PORT"),
+                None => "set [LoadBalancer] lb-method to ROUND_ROBIN, LEAST_CONNECTIONS or SOURCE_IP".to_string(),
+            },
+        );
+    }
     if f.is_ovn() && lb.lb_method != LbMethod::SourceIpPort {
         r.warn(
             "lb-method",
@@ -2130,6 +2155,85 @@ mod tests {
             statuses(&evaluate(&conf(""), &facts), "lb-method"),
             vec![Status::Warn]
         );
+    }
+
+    #[test]
+    fn source_ip_port_with_amphora_fails() {
+        let mut facts = healthy();
+        facts.providers = Probe::Got(vec![
+            ProviderFacts {
+                name: "amphora".into(),
+                description: String::new(),
+            },
+            ProviderFacts {
+                name: "octavia".into(),
+                description: String::new(),
+            },
+        ]);
+        // The cloud's default (unknown here: two providers) and an explicit amphora.
+        for text in [
+            "[LoadBalancer]\nlb-method = SOURCE_IP_PORT\n",
+            "[LoadBalancer]\nlb-method = SOURCE_IP_PORT\nlb-provider = amphora\n",
+        ] {
+            let report = evaluate(&conf(text), &facts);
+            let check = report
+                .checks
+                .iter()
+                .find(|c| c.title == "lb-method")
+                .unwrap_or_else(|| panic!("no lb-method check for {text:?}"));
+            assert_eq!(check.status, Status::Fail, "{check:?}");
+            assert!(
+                check.evidence.contains("lb-method = SOURCE_IP_PORT")
+                    && check
+                        .evidence
+                        .contains("Amphora provider does not support SOURCE_IP_PORT"),
+                "{check:?}"
+            );
+            let fix = check.fix.as_deref().unwrap_or_default();
+            assert!(fix.contains("ROUND_ROBIN"), "{fix}");
+        }
+        // With ovn offered the fix names it; with lb-provider = ovn nothing is wrong.
+        facts.providers = Probe::Got(vec![
+            ProviderFacts {
+                name: "amphora".into(),
+                description: String::new(),
+            },
+            ProviderFacts {
+                name: "ovn".into(),
+                description: String::new(),
+            },
+        ]);
+        let report = evaluate(
+            &conf("[LoadBalancer]\nlb-method = SOURCE_IP_PORT\n"),
+            &facts,
+        );
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.title == "lb-method")
+            .unwrap();
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("lb-provider = ovn"),
+            "{check:?}"
+        );
+        assert!(statuses(
+            &evaluate(
+                &conf("[LoadBalancer]\nlb-method = SOURCE_IP_PORT\nlb-provider = ovn\n"),
+                &facts
+            ),
+            "lb-method"
+        )
+        .is_empty());
+        // Other algorithms are fine with amphora.
+        assert!(statuses(
+            &evaluate(&conf("[LoadBalancer]\nlb-method = SOURCE_IP\n"), &facts),
+            "lb-method"
+        )
+        .is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::LbMethod;
 pub use crate::config::LbaasGeneration;
 
 /// The `lb_method` values LBaaS v1 accepts (no SOURCE_IP_PORT).
@@ -127,6 +128,27 @@ impl CloudFeatures {
     /// The OVN provider: L4 only, SOURCE_IP_PORT only, no HTTP monitors, no listener extras.
     pub fn is_ovn(&self) -> bool {
         self.provider.as_deref() == Some("ovn")
+    }
+
+    /// The provider that runs our load balancers, in words for messages: `amphora` when
+    /// unknown (Octavia's stock default).
+    pub fn provider_text(&self) -> &str {
+        self.provider.as_deref().unwrap_or("amphora")
+    }
+
+    /// Whether the provider's driver refuses `method` with a 501 (found against Octavia 19:
+    /// `Provider 'amphora' does not support a requested option: Amphora provider does not
+    /// support SOURCE_IP_PORT algorithm.` on every pool create and update; a fully-populated
+    /// create is accepted but an amphora then balances round robin). An unknown provider is
+    /// Octavia's default, amphora. OVN's own rule (SOURCE_IP_PORT only) is applied where the
+    /// algorithm is chosen, because there the method is replaced rather than refused.
+    pub fn provider_refuses_lb_method(&self, method: LbMethod) -> bool {
+        self.generation == Generation::Octavia
+            && method == LbMethod::SourceIpPort
+            && matches!(
+                self.provider.as_deref(),
+                None | Some("amphora" | "octavia" | "amphorav2")
+            )
     }
 
     /// `2.26`-style text for messages.

@@ -232,11 +232,76 @@ fn lb_method() {
         ("ROUND_ROBIN", LbMethod::RoundRobin),
         ("LEAST_CONNECTIONS", LbMethod::LeastConnections),
         ("SOURCE_IP", LbMethod::SourceIp),
-        ("source_ip_port", LbMethod::SourceIpPort),
     ] {
         assert_eq!(l0(&ok(&[(a::LB_METHOD, v)])).pool.lb_algorithm, m);
     }
     bad(&[(a::LB_METHOD, "RANDOM")], a::LB_METHOD, "RANDOM");
+    // Parsed case-insensitively; a provider other than amphora may balance by it.
+    let other = model::CloudFeatures::octavia(2, 27, Some("vendorx"));
+    let s = model::desired(
+        &svc_with(&[(a::LB_METHOD, "source_ip_port")]),
+        &nodes(3),
+        &config(),
+        &other,
+        &env(),
+    )
+    .expect("SOURCE_IP_PORT on a provider that takes it");
+    assert_eq!(l0(&s).pool.lb_algorithm, LbMethod::SourceIpPort);
+}
+
+/// The amphora driver answers every pool create/update with SOURCE_IP_PORT with a 501 (and
+/// silently balances round robin after a fully-populated create): refused before anything
+/// is created, naming the annotation or the cloud.conf key, the provider and the fix.
+#[test]
+fn lb_method_source_ip_port_on_amphora() {
+    for provider in [Some("amphora"), Some("octavia"), None] {
+        let amphora = model::CloudFeatures::octavia(2, 27, provider);
+        let errs = model::desired(
+            &svc_with(&[(a::LB_METHOD, "SOURCE_IP_PORT")]),
+            &nodes(3),
+            &config(),
+            &amphora,
+            &env(),
+        )
+        .expect_err("amphora refuses SOURCE_IP_PORT");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, a::LB_METHOD);
+        assert_eq!(errs[0].reason, InvalidReason::Unsupported);
+        let text = errs[0].to_string();
+        let name = provider.unwrap_or("amphora");
+        assert!(
+            text.contains("SOURCE_IP_PORT")
+                && text.contains(&format!("the {name} provider refuses"))
+                && text.contains("ROUND_ROBIN"),
+            "{text}"
+        );
+    }
+    // The cloud.conf default: the key is named, and an annotation can override it.
+    let mut conf = config();
+    conf.load_balancer.lb_method = LbMethod::SourceIpPort;
+    let errs = model::desired(&svc_with(&[]), &nodes(3), &conf, &features(), &env())
+        .expect_err("cloud.conf default refused");
+    assert_eq!(errs[0].field, "[LoadBalancer] lb-method");
+    assert!(errs[0].accepted.contains(a::LB_METHOD), "{errs:?}");
+    let s = model::desired(
+        &svc_with(&[(a::LB_METHOD, "ROUND_ROBIN")]),
+        &nodes(3),
+        &conf,
+        &features(),
+        &env(),
+    )
+    .expect("the annotation overrides the refused default");
+    assert_eq!(l0(&s).pool.lb_algorithm, LbMethod::RoundRobin);
+    // OVN balances by nothing else.
+    let ovn = model::CloudFeatures::octavia(2, 27, Some("ovn"));
+    model::desired(
+        &svc_with(&[(a::LB_METHOD, "SOURCE_IP_PORT")]),
+        &nodes(3),
+        &conf,
+        &ovn,
+        &env(),
+    )
+    .expect("ovn takes SOURCE_IP_PORT");
 }
 
 #[test]

@@ -394,8 +394,16 @@ fn pick(shared: &Shared, target: &PoolRef, peer: SocketAddr) -> Vec<Backend> {
                 .get("session_persistence")
                 .and_then(|p| p.get("type"))
                 .and_then(Value::as_str);
+            // An amphora has no SOURCE_IP_PORT: its haproxy template falls back to round
+            // robin, which is what a fully-populated create (never refused) gets there.
+            let amphora = oct.get(&pool.lb_id).is_some_and(|lb| {
+                matches!(
+                    lb.str("provider"),
+                    None | Some("amphora" | "octavia" | "amphorav2")
+                )
+            });
             let sticky = match (pool.str("lb_algorithm"), persistence) {
-                (Some("SOURCE_IP_PORT"), _) => Some(hash(&peer)),
+                (Some("SOURCE_IP_PORT"), _) if !amphora => Some(hash(&peer)),
                 (Some("SOURCE_IP"), _) | (_, Some("SOURCE_IP")) => Some(hash(&peer.ip())),
                 _ => None,
             };

@@ -9,6 +9,7 @@
 //! - `octavia`, `lbaas_v1`, `dataplane`: load balancers in all three LBaaS generations and the
 //!   forwarding data plane.
 
+pub mod address_claim;
 pub mod admin;
 pub mod config;
 pub mod dataplane;

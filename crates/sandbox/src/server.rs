@@ -420,6 +420,15 @@ impl SandboxHandle {
         &self.state.inner.config.region
     }
 
+    /// Where floating IPs come from, in words for the start-up banner: the range, and that
+    /// addresses used by another sandbox on this machine are skipped (`address_claim`).
+    pub fn floating_range_text(&self) -> String {
+        format!(
+            "{} (public-subnet); addresses another sandbox on this machine holds or listens on are skipped",
+            self.state.inner.config.floating_range
+        )
+    }
+
     pub fn admin_credentials(&self) -> &Credentials {
         &self.admin
     }

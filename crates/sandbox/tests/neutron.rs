@@ -745,3 +745,70 @@ async fn ip_availability_and_service_providers() {
     assert_eq!(p["service_providers"][0]["default"], true);
     cloud.handle.shutdown().await;
 }
+
+async fn new_fip(c: &Cloud) -> (String, std::net::Ipv4Addr) {
+    let net = c.handle.seed().public_network_id.clone();
+    let (status, f) = c
+        .post(
+            "floatingips",
+            json!({"floatingip": {"floating_network_id": net}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{f}");
+    let f = &f["floatingip"];
+    (
+        f["id"].as_str().unwrap().to_string(),
+        f["floating_ip_address"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+/// Two sandboxes sharing a floating range never hand out the same address, and an address
+/// something on the machine already listens on is never handed out: the data plane could not
+/// serve it (the second of two demos used to get the first one's address and answer with the
+/// first one's backends). Exact addresses are not asserted: other sandboxes may run.
+#[tokio::test]
+async fn floating_ips_skip_addresses_used_elsewhere_on_the_machine() {
+    use sandbox::address_claim::claim;
+    use std::net::{IpAddr, Ipv4Addr};
+    let range = sandbox::ipnet::Ipv4Net::new(Ipv4Addr::new(127, 209, 7, 0), 24).unwrap();
+    let cfg = || sandbox::SandboxConfig {
+        floating_range: range,
+        ..Default::default()
+    };
+    let a = start_with(cfg()).await;
+    let b = start_with(cfg()).await;
+    let (a_id, a_ip) = new_fip(&a).await;
+    assert!(range.contains(&a_ip), "{a_ip}");
+    assert!(claim(IpAddr::V4(a_ip)).is_none(), "sandbox a holds {a_ip}");
+    // Something else listens on the next addresses (e.g. an older sandbox's data plane).
+    let next = |n: u32| Ipv4Addr::from(u32::from(a_ip) + n);
+    let squatters: Vec<std::net::TcpListener> = (1..=3)
+        .filter_map(|n| std::net::TcpListener::bind((next(n), 0)).ok())
+        .collect();
+    let squatted: Vec<Ipv4Addr> = squatters
+        .iter()
+        .filter_map(|l| match l.local_addr().ok()?.ip() {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let (_, b_ip) = new_fip(&b).await;
+    assert_ne!(b_ip, a_ip, "sandbox b got the address sandbox a holds");
+    assert!(!squatted.contains(&b_ip), "{b_ip} is listened on elsewhere");
+    drop(squatters);
+    // Released with its floating IP: other sandboxes may take it now.
+    let (status, _) = a.delete(&format!("floatingips/{a_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        claim(IpAddr::V4(a_ip)).is_some(),
+        "{a_ip} still held after delete"
+    );
+    // An address asked for explicitly is given as Neutron gives it, even if held elsewhere.
+    let net = a.handle.seed().public_network_id.clone();
+    let (status, f) = a
+        .post("floatingips", json!({"floatingip": {"floating_network_id": net, "floating_ip_address": b_ip.to_string()}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{f}");
+    a.handle.shutdown().await;
+    b.handle.shutdown().await;
+}

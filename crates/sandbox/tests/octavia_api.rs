@@ -417,7 +417,7 @@ async fn monitors_pools_and_members_validate_and_link() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = env
-        .post("/pools", json!({"pool": {"loadbalancer_id": id, "protocol": "UDP", "lb_algorithm": "SOURCE_IP_PORT"}}))
+        .post("/pools", json!({"pool": {"loadbalancer_id": id, "protocol": "UDP", "lb_algorithm": "SOURCE_IP"}}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let pool = body["pool"]["id"].as_str().unwrap().to_string();
@@ -826,5 +826,91 @@ async fn projects_see_only_their_own_load_balancers() {
         .get(&format!("/loadbalancers?project_id={}", demo.project_id))
         .await;
     assert_eq!(filtered["loadbalancers"].as_array().unwrap().len(), 1);
+    env.shutdown().await;
+}
+
+/// A 501 body: Octavia's faultcode for server-side refusals is `Server`.
+fn server_fault(body: &Value) -> &str {
+    assert_eq!(body["faultcode"], "Server", "{body}");
+    assert!(body.get("debuginfo").is_some_and(Value::is_null), "{body}");
+    body["faultstring"].as_str().unwrap_or_default()
+}
+
+/// The amphora driver's refusals, as Octavia 19 answers them (checked against the rig; the
+/// fidelity catalogue keeps checking): 501 on single pool creates/updates with
+/// SOURCE_IP_PORT and on members of the other family in UDP pools, while a fully-populated
+/// create is never validated by the driver and takes SOURCE_IP_PORT.
+#[tokio::test]
+async fn amphora_refuses_what_its_driver_refuses() {
+    let env = start(config(226)).await;
+    let id = active_lb(&env, "amp").await;
+    let refusal = "Provider 'amphora' does not support a requested option: Amphora provider does not support SOURCE_IP_PORT algorithm.";
+    let (status, body) = env
+        .post("/pools", json!({"pool": {"loadbalancer_id": id, "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(
+        body,
+        json!({"faultcode": "Server", "faultstring": refusal, "debuginfo": null})
+    );
+    let (status, body) = env
+        .post("/pools", json!({"pool": {"loadbalancer_id": id, "protocol": "UDP", "lb_algorithm": "ROUND_ROBIN"}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let pool = body["pool"]["id"].as_str().unwrap().to_string();
+    env.wait_lb_active(&id).await;
+    let (status, body) = env
+        .put(
+            &format!("/pools/{pool}"),
+            json!({"pool": {"lb_algorithm": "SOURCE_IP_PORT"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(server_fault(&body), refusal);
+    // The VIP is IPv4: an IPv6 member of a UDP pool is refused, alone or in a batch.
+    let mixed = "Provider 'amphora' does not support a requested option: This provider doesn't support mixing IPv4 and IPv6 addresses for its VIP and members in UDP load balancers.";
+    let (status, body) = env
+        .post(
+            &format!("/pools/{pool}/members"),
+            json!({"member": {"address": "fd00::5", "protocol_port": 53}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(server_fault(&body), mixed);
+    let (status, body) = env
+        .put(&format!("/pools/{pool}/members"), json!({"members": [
+            {"address": "10.0.0.5", "protocol_port": 53}, {"address": "fd00::5", "protocol_port": 53}]}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(server_fault(&body), mixed);
+    let (status, body) = env
+        .post(
+            &format!("/pools/{pool}/members"),
+            json!({"member": {"address": "10.0.0.5", "protocol_port": 53}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The alias names itself in the message; the graph path accepts the algorithm.
+    let (status, body) = env
+        .post(
+            "/loadbalancers",
+            json!({"loadbalancer": {"vip_subnet_id": env.private_subnet, "provider": "octavia",
+            "listeners": [{"protocol": "TCP", "protocol_port": 80,
+                "default_pool": {"name": "p", "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}}]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let lb2 = body["loadbalancer"]["id"].as_str().unwrap().to_string();
+    env.wait_lb_active(&lb2).await;
+    let (status, body) = env
+        .post("/pools", json!({"pool": {"loadbalancer_id": lb2, "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert!(
+        server_fault(&body).starts_with(
+            "Provider 'octavia' does not support a requested option: Amphora provider"
+        ),
+        "{body}"
+    );
     env.shutdown().await;
 }

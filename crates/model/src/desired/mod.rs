@@ -269,6 +269,22 @@ pub fn desired(
     } else {
         a.lb_method.unwrap_or(lbc.lb_method)
     };
+    if !ovn && features.provider_refuses_lb_method(lb_method) {
+        let provider = features.provider_text();
+        let others = "ROUND_ROBIN, LEAST_CONNECTIONS or SOURCE_IP";
+        errs.push(match a.lb_method {
+            Some(_) => Invalid::unsupported(
+                ann::LB_METHOD,
+                lb_method.as_api(),
+                format!("{others}: the {provider} provider refuses {} (Octavia answers 501); or set [LoadBalancer] lb-provider to a provider that offers it, e.g. ovn", lb_method.as_api()),
+            ),
+            None => Invalid::unsupported(
+                "[LoadBalancer] lb-method",
+                lb_method.as_api(),
+                format!("{others}: the {provider} provider refuses {} (Octavia answers 501); fix cloud.conf, or annotate the Service with {}: ROUND_ROBIN", lb_method.as_api(), ann::LB_METHOD),
+            ),
+        });
+    }
     let persistence = match spec.session_affinity.as_deref() {
         Some("ClientIP") if ovn => {
             warnings.push(Warning::unsupported(

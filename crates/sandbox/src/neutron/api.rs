@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::attrs::{self, Attr};
 use super::{
-    default_pools, new_id, not_found, AddressPair, AllocationPool, FloatingIp, Network,
+    conflict, default_pools, new_id, not_found, AddressPair, AllocationPool, FloatingIp, Network,
     NeutronState, Port, PortSpec, Router as NRouter, SecurityGroup, SecurityGroupRule, Std, Subnet,
 };
 use crate::config::LbaasMode;
@@ -1963,7 +1963,7 @@ fn create_floating_ip(
             )));
         }
     }
-    let address: Option<IpAddr> = s(a, "floating_ip_address").and_then(|x| x.parse().ok());
+    let requested: Option<IpAddr> = s(a, "floating_ip_address").and_then(|x| x.parse().ok());
     let port_id = s(a, "port_id");
     if let Some(pid) = &port_id {
         let p = find_visible(n, Kind::Port, pid, ctx)?;
@@ -1971,8 +1971,22 @@ fn create_floating_ip(
             return Err(not_found("port", pid));
         }
     }
+    // The address is chosen here rather than by the port's IPAM: it must also be one the
+    // data plane can serve, i.e. no other sandbox on this machine uses it.
+    let (subnet_id, address) = match requested {
+        Some(ip) => (subnet_id, Some(ip)),
+        None => match n.claim_floating_address(&network_id, subnet_id.as_deref()) {
+            Some((sid, ip)) => (Some(sid), Some(ip)),
+            None => {
+                return Err(conflict(
+                    "IpAddressGenerationFailure",
+                    format!("No more IP addresses available on network {network_id}."),
+                ))
+            }
+        },
+    };
     let fip_id = new_id();
-    let backing = n.create_port(PortSpec {
+    let backing = match n.create_port(PortSpec {
         network_id: network_id.clone(),
         subnet_id: subnet_id.clone(),
         ip_address: address,
@@ -1983,7 +1997,20 @@ fn create_floating_ip(
         description: String::new(),
         security_groups: Some(Vec::new()),
         admin_state_up: true,
-    })?;
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            if requested.is_none() {
+                if let Some(ip) = address {
+                    n.release_floating_address(&ip.to_string());
+                }
+            }
+            return Err(e);
+        }
+    };
+    if let Some(ip) = requested {
+        n.claim_requested_floating_address(ip);
+    }
     let ip = backing
         .fixed_ips
         .first()
@@ -1993,7 +2020,7 @@ fn create_floating_ip(
         fip_id.clone(),
         FloatingIp {
             id: fip_id.clone(),
-            floating_ip_address: ip,
+            floating_ip_address: ip.clone(),
             floating_network_id: network_id,
             router_id: None,
             port_id: None,
@@ -2012,6 +2039,7 @@ fn create_floating_ip(
             // Roll back: a failed create leaves nothing behind.
             n.floating_ips.remove(&fip_id);
             n.ports.remove(&backing.id);
+            n.release_floating_address(&ip);
             return Err(e);
         }
     }
@@ -2057,6 +2085,7 @@ fn delete_floating_ip(n: &mut NeutronState, id: &str) -> Result<bool, ApiError> 
         .remove(id)
         .ok_or_else(|| not_found("floatingip", id))?;
     n.ports.remove(&fip.backing_port_id);
+    n.release_floating_address(&fip.floating_ip_address);
     Ok(true)
 }
 

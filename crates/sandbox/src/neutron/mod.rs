@@ -8,7 +8,7 @@
 pub mod api;
 pub mod attrs;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -17,6 +17,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::address_claim::{self, AddressClaim};
 use crate::config::SandboxConfig;
 use crate::errors::ApiError;
 use crate::keystone::KeystoneState;
@@ -322,6 +323,9 @@ pub struct NeutronState {
     pub security_group_rules: BTreeMap<String, SecurityGroupRule>,
     pub seed: SeedIds,
     mac_counter: u32,
+    /// The machine-wide claims on the addresses of this cloud's floating IPs (see
+    /// `address_claim`), released when the floating IP goes.
+    fip_claims: HashMap<IpAddr, AddressClaim>,
 }
 
 pub fn not_found(kind: &str, id: &str) -> ApiError {
@@ -353,7 +357,7 @@ pub fn not_found(kind: &str, id: &str) -> ApiError {
     ApiError::neutron(StatusCode::NOT_FOUND, class, message)
 }
 
-fn conflict(class: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn conflict(class: &str, message: impl Into<String>) -> ApiError {
     ApiError::neutron(StatusCode::CONFLICT, class, message)
 }
 
@@ -382,6 +386,7 @@ impl NeutronState {
                 router_id: String::new(),
             },
             mac_counter: 0,
+            fip_claims: HashMap::new(),
         };
         let public = state.insert_network("public", &admin_project, true, false);
         let public_subnet = state.insert_subnet(
@@ -566,6 +571,15 @@ impl NeutronState {
 
     /// The first free address of the subnet's allocation pools.
     fn allocate_ip(&self, subnet: &Subnet) -> Option<IpAddr> {
+        self.allocate_ip_where(subnet, |_| true)
+    }
+
+    /// The first free address of the subnet's allocation pools that `accept` takes.
+    fn allocate_ip_where(
+        &self,
+        subnet: &Subnet,
+        mut accept: impl FnMut(IpAddr) -> bool,
+    ) -> Option<IpAddr> {
         let used = self.used_ips(&subnet.id);
         for pool in &subnet.allocation_pools {
             let (Ok(start), Ok(end)) = (pool.start.parse::<IpAddr>(), pool.end.parse::<IpAddr>())
@@ -575,7 +589,7 @@ impl NeutronState {
             let mut cur = start;
             // Bounded by the pool size; each step moves one address forward.
             loop {
-                if !used.contains(&cur) {
+                if !used.contains(&cur) && accept(cur) {
                     return Some(cur);
                 }
                 if cur >= end {
@@ -588,6 +602,65 @@ impl NeutronState {
             }
         }
         None
+    }
+
+    /// The address for a new floating IP on `network_id` (on `subnet_id` if given): the
+    /// first free one that no socket on this machine listens on and that no other sandbox
+    /// holds, claimed for this cloud until `release_floating_address`. None when the range
+    /// has no such address left.
+    pub fn claim_floating_address(
+        &mut self,
+        network_id: &str,
+        subnet_id: Option<&str>,
+    ) -> Option<(String, IpAddr)> {
+        let listened = address_claim::listened_addresses();
+        let mut claimed = None;
+        let found = self
+            .subnets
+            .values()
+            .filter(|s| s.network_id == network_id)
+            .filter(|s| subnet_id.is_none_or(|id| s.id == id))
+            .find_map(|s| {
+                // Each refused address costs one bind; bounded by the pool size.
+                let ip = self.allocate_ip_where(s, |ip| {
+                    if listened.contains(&ip) {
+                        return false;
+                    }
+                    match address_claim::claim(ip) {
+                        Some(c) => {
+                            claimed = Some(c);
+                            true
+                        }
+                        None => false,
+                    }
+                })?;
+                Some((s.id.clone(), ip))
+            });
+        if let (Some((_, ip)), Some(c)) = (&found, claimed) {
+            self.fip_claims.insert(*ip, c);
+        }
+        found
+    }
+
+    /// Claims an address the client chose; another sandbox holding it is only logged,
+    /// because Neutron hands out any free address of its own range that is asked for.
+    pub fn claim_requested_floating_address(&mut self, ip: IpAddr) {
+        match address_claim::claim(ip) {
+            Some(c) => {
+                self.fip_claims.insert(ip, c);
+            }
+            None => tracing::warn!(
+                %ip,
+                "floating IP address requested explicitly is held by another sandbox on this machine: its data plane may not be able to serve it"
+            ),
+        }
+    }
+
+    /// Lets other sandboxes use `ip` again (its floating IP is gone).
+    pub fn release_floating_address(&mut self, ip: &str) {
+        if let Ok(ip) = ip.parse::<IpAddr>() {
+            self.fip_claims.remove(&ip);
+        }
     }
 
     /// Resolves the requested fixed IPs (Neutron's `fixed_ips` request form) into allocated

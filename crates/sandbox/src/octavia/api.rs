@@ -448,6 +448,77 @@ fn check_pool(
     Ok(())
 }
 
+/// The amphora driver (also under its alias `octavia`).
+fn is_amphora(provider: &str) -> bool {
+    matches!(provider, "amphora" | "octavia" | "amphorav2")
+}
+
+/// What the amphora driver refuses in a single pool create or update (its
+/// `_validate_pool_algorithm`): haproxy has no SOURCE_IP_PORT. A fully-populated create never
+/// reaches that check (the driver's `loadbalancer_create` validates nothing), so the real
+/// API accepts the algorithm there, found against Octavia 19.
+fn check_amphora_pool(
+    call: &Call,
+    provider: &str,
+    attrs: &Map<String, Value>,
+) -> Result<(), LbError> {
+    if call.flavor != Flavor::Octavia || !is_amphora(provider) {
+        return Ok(());
+    }
+    match attrs.get("lb_algorithm").and_then(Value::as_str) {
+        Some(alg) if !matches!(alg, "ROUND_ROBIN" | "SOURCE_IP" | "LEAST_CONNECTIONS") => {
+            Err(LbError::provider_unsupported(
+                provider,
+                format!("Amphora provider does not support {alg} algorithm."),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The amphora driver's `_validate_members`: a UDP or SCTP pool (LVS inside the amphora)
+/// cannot forward from a VIP of one family to a member of the other.
+fn check_amphora_member_family(
+    call: &Call,
+    provider: &str,
+    lb: &Obj,
+    pool_protocol: &str,
+    addresses: &[&str],
+) -> Result<(), LbError> {
+    if call.flavor != Flavor::Octavia
+        || !is_amphora(provider)
+        || !matches!(pool_protocol, "UDP" | "SCTP")
+    {
+        return Ok(());
+    }
+    let mut vip_families: Vec<bool> = lb
+        .str("vip_address")
+        .and_then(|v| v.parse::<IpAddr>().ok())
+        .map(|ip| ip.is_ipv6())
+        .into_iter()
+        .collect();
+    if let Some(extra) = lb.attrs.get("additional_vips").and_then(Value::as_array) {
+        vip_families.extend(
+            extra
+                .iter()
+                .filter_map(|v| v.get("ip_address").and_then(Value::as_str))
+                .filter_map(|v| v.parse::<IpAddr>().ok())
+                .map(|ip| ip.is_ipv6()),
+        );
+    }
+    let mixed = addresses
+        .iter()
+        .filter_map(|a| a.parse::<IpAddr>().ok())
+        .any(|ip| !vip_families.contains(&ip.is_ipv6()));
+    if mixed {
+        return Err(LbError::provider_unsupported(
+            provider,
+            format!("This provider doesn't support mixing IPv4 and IPv6 addresses for its VIP and members in {pool_protocol} load balancers."),
+        ));
+    }
+    Ok(())
+}
+
 /// Type/pool compatibility and the HTTP defaults Octavia fills in.
 fn check_monitor(
     provider: &str,
@@ -976,6 +1047,7 @@ fn child_create_in(
             call.check_access(lb)?;
             oct.check_child_mutable(&lb_id)?;
             check_pool(&provider_of(lb), &attrs, None)?;
+            check_amphora_pool(call, &provider_of(lb), &attrs)?;
             let mut parents = vec![];
             if let Some(l) = listener {
                 if l.attrs.get("default_pool_id").is_some_and(|v| !v.is_null()) {
@@ -1004,6 +1076,14 @@ fn child_create_in(
                 .and_then(Value::as_i64)
                 .unwrap_or_default();
             check_member_clash(oct, &pool_id, &address, port)?;
+            let lb = oct.find(Kind::LoadBalancer, &pool.lb_id)?;
+            check_amphora_member_family(
+                call,
+                &provider_of(lb),
+                lb,
+                pool.str("protocol").unwrap_or_default(),
+                &[address.as_str()],
+            )?;
             if let Some(subnet) = attrs.get("subnet_id").and_then(Value::as_str) {
                 if !net::subnet_exists(&world.neutron, subnet) {
                     return Err(LbError::bad_request(format!("Subnet {subnet} not found.")));
@@ -1180,6 +1260,7 @@ fn update_in(
         }
         Kind::Pool => {
             check_pool(&provider, &attrs, o.str("protocol"))?;
+            check_amphora_pool(call, &provider, &attrs)?;
             parents.extend(
                 oct.listeners_of(&lb_id)
                     .into_iter()
@@ -1304,6 +1385,17 @@ fn members_batch_in(
     let lb_id = pool.lb_id.clone();
     let project = pool.project().to_string();
     world.octavia.check_child_mutable(&lb_id)?;
+    {
+        let lb = world.octavia.find(Kind::LoadBalancer, &lb_id)?;
+        let addresses: Vec<&str> = parsed.iter().map(|(k, _, _)| k.0.as_str()).collect();
+        check_amphora_member_family(
+            call,
+            &provider_of(lb),
+            lb,
+            pool.str("protocol").unwrap_or_default(),
+            &addresses,
+        )?;
+    }
     let existing: Vec<(String, (String, i64))> = world
         .octavia
         .members_of(pool_id)
