@@ -34,6 +34,8 @@ fn cloud_error(e: openstack::Error) -> CloudError {
             CloudErrorKind::Conflict
         }
         openstack::Error::QuotaExceeded { .. } => CloudErrorKind::Quota,
+        // Octavia's "Provider '…' does not support a requested option": not transient.
+        openstack::Error::Server { status: 501, .. } => CloudErrorKind::ProviderRefused,
         _ => CloudErrorKind::Other,
     };
     CloudError {
@@ -1032,7 +1034,18 @@ impl Cloud for OpenStackCloud {
     async fn execute(&self, steps: &[Step]) -> Result<Executed, CloudError> {
         let mut created = Created::default();
         for step in steps {
-            self.step(step, &mut created).await?;
+            if let Err(mut e) = self.step(step, &mut created).await {
+                if e.kind == CloudErrorKind::ProviderRefused {
+                    // The provider's own words, and which settings made the call what it is.
+                    e.message = format!(
+                        "the load-balancer provider refused {}: {}; it comes from {}: choose a value this provider supports",
+                        crate::planner::describe(step),
+                        e.message,
+                        step.shaped_by()
+                    );
+                }
+                return Err(e);
+            }
         }
         Ok(Executed {
             load_balancer_id: created.load_balancer,
@@ -1452,6 +1465,69 @@ mod tests {
     }
 
     /// A v1 cloud over a sandbox whose objects stay PENDING_* for `delay`.
+    #[tokio::test]
+    async fn a_provider_refusal_quotes_octavia_and_names_the_setting() {
+        let sb = sandbox::start(sandbox::SandboxConfig::default())
+            .await
+            .unwrap();
+        let (config, _) = model::config::CloudConfig::parse(&sb.cloud_conf()).unwrap();
+        let session = openstack::Session::new(
+            &config.global,
+            &config.metadata,
+            openstack::SessionOptions::default(),
+        )
+        .await
+        .unwrap();
+        let lb = LbaasV2::octavia(&session).await.unwrap();
+        let created = lb
+            .create_loadbalancer(&CreateLoadBalancer {
+                name: Some("refusal".into()),
+                vip_subnet_id: Some(sb.seed().nodes_subnet_id.clone()),
+                listeners: Some(vec![CreateListener {
+                    protocol: "TCP".into(),
+                    protocol_port: 80,
+                    name: Some("listener_0_refusal".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            let now = lb.get_loadbalancer(&created.id).await.unwrap();
+            if now.provisioning_status == "ACTIVE" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let cloud = OpenStackCloud::new(
+            lb,
+            Neutron::new(&session).await.unwrap(),
+            model::CloudFeatures::octavia(2, 30, Some("amphora")),
+        );
+        let err = cloud
+            .execute(&[Step::CreatePool {
+                lb: model::Ref::Id(created.id.clone()),
+                listener: model::Ref::Id(created.listeners[0].id.clone()),
+                name: "pool_0_refusal".into(),
+                protocol: model::spec::PoolProtocol::Tcp,
+                lb_algorithm: model::config::LbMethod::SourceIpPort,
+                session_persistence: None,
+                tags: Vec::new(),
+            }])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, CloudErrorKind::ProviderRefused);
+        for needle in [
+            "Amphora provider does not support SOURCE_IP_PORT algorithm",
+            "loadbalancer.openstack.org/lb-method",
+            "[LoadBalancer] lb-method",
+        ] {
+            assert!(err.message.contains(needle), "{needle}: {}", err.message);
+        }
+        sb.shutdown().await;
+    }
+
     async fn v1_cloud(delay: std::time::Duration) -> (sandbox::SandboxHandle, OpenStackCloud) {
         let sb = sandbox::start(sandbox::SandboxConfig {
             lbaas: sandbox::LbaasMode::NeutronV1,

@@ -51,6 +51,8 @@ pub enum CloudErrorKind {
     /// 409: the load balancer is locked (PENDING_*) or changed under us; try again later.
     Conflict,
     Quota,
+    /// 501: the provider does not support something the request asks for.
+    ProviderRefused,
     Other,
 }
 

@@ -377,6 +377,29 @@ impl Step {
         )
     }
 
+    /// The Service fields and cloud.conf keys a call's content comes from: what to change when
+    /// the provider refuses it (an Octavia 501 "Provider '…' does not support …").
+    pub fn shaped_by(&self) -> &'static str {
+        match self {
+            Step::CreateLoadBalancer { .. } | Step::UpdateLoadBalancer { .. } => {
+                "[LoadBalancer] lb-provider, flavor-id, availability-zone (or the flavor-id / availability-zone annotations), and every port, lb-method, proxy-protocol and health-monitor setting of the Service"
+            }
+            Step::CreateListener { .. } | Step::UpdateListener { .. } => {
+                "spec.ports[].protocol, loadbalancer.openstack.org/x-forwarded-for, default-tls-container-ref, connection-limit, timeout-* and spec.loadBalancerSourceRanges"
+            }
+            Step::CreatePool { .. } | Step::UpdatePool { .. } => {
+                "loadbalancer.openstack.org/lb-method (or [LoadBalancer] lb-method), proxy-protocol and spec.sessionAffinity"
+            }
+            Step::BatchUpdateMembers { .. } | Step::CreateMember { .. } => {
+                "the nodes' addresses and families (spec.ipFamilies, [Networking]) and loadbalancer.openstack.org/member-subnet-id"
+            }
+            Step::CreateMonitor { .. } | Step::UpdateMonitor { .. } => {
+                "loadbalancer.openstack.org/enable-health-monitor, health-monitor-* and spec.externalTrafficPolicy"
+            }
+            _ => "the Service's settings",
+        }
+    }
+
     /// Whether this call brings the Service's load balancer into existence (Octavia/LBaaS v2:
     /// the LB; LBaaS v1: the pool, which stands for it).
     pub fn creates_load_balancer(&self) -> bool {
