@@ -286,19 +286,15 @@ async fn two_port_service_gets_a_working_ip_and_is_cleaned_up() {
         }
     })
     .await;
-    // Leak audit: no LB, no FIP, no VIP port of ours.
-    // The controller lets go once Octavia accepted the delete (PENDING_DELETE); the cloud
-    // finishes on its own.
-    wait_for("load balancer deleted in the cloud", LIMIT, || {
-        let lbaas = lbaas.clone();
-        async move {
-            let left = lbaas.list_loadbalancers(&ListQuery::new()).await.ok()?;
-            left.iter()
-                .all(|l| l.name != lb_name || l.provisioning_status == "DELETED")
-                .then_some(())
-        }
-    })
-    .await;
+    // Leak audit: no LB, no FIP, no VIP port of ours — already when the Service is gone: the
+    // finalizer stays until the LB has left PENDING_DELETE (cluster-deletion flows delete the
+    // network right after the Services).
+    let left = lbaas.list_loadbalancers(&ListQuery::new()).await.unwrap();
+    assert!(
+        left.iter()
+            .all(|l| l.name != lb_name || l.provisioning_status == "DELETED"),
+        "the Service went before its LB: {left:?}"
+    );
     let fips = neutron.list_floating_ips(&ListQuery::new()).await.unwrap();
     assert!(
         fips.iter().all(|f| !f.description.contains("shop/web")),

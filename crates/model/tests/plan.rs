@@ -681,3 +681,19 @@ fn a_node_selector_that_matches_no_node_is_a_warning() {
     let observed = created(&want(&svc_with(&[])).expect("ok"));
     assert_eq!(ops(&plan(&spec, &observed)), vec!["batch_update_members"]);
 }
+
+#[test]
+fn our_lb_being_deleted_keeps_the_service_until_it_is_gone() {
+    let svc = svc_with(&[]);
+    let spec = want(&svc).expect("ok");
+    let mut observed = created(&spec);
+    let intent = spec.delete_intent();
+    observed.floating_ips.clear();
+    let lb = observed.load_balancer.as_mut().expect("lb");
+    lb.provisioning_status = ProvisioningStatus::PendingDelete;
+    let p = plan_delete(&intent, &observed);
+    assert!(p.is_empty() && p.wait.is_some(), "{p:?}");
+    observed.load_balancer.as_mut().expect("lb").provisioning_status = ProvisioningStatus::Deleted;
+    let p = plan_delete(&intent, &observed);
+    assert!(p.is_empty() && p.wait.is_none(), "DELETED is gone: {p:?}");
+}

@@ -163,6 +163,16 @@ pub fn plan_delete(intent: &DeleteIntent, observed: &Observed) -> Plan {
                 accepted: format!("tagged {}", intent.cluster_tag),
                 reason: InvalidReason::ForeignCluster,
             });
+        } else if lb.provisioning_status == ProvisioningStatus::PendingDelete
+            && !other_project
+            && lb.name == intent.lb_name
+        {
+            // Our LB on its way out: the Service (and its finalizer) stays until it is gone,
+            // because cluster-deletion flows (Magnum, Terraform) delete the network as soon as
+            // the Services are gone and would then fail on the LB's VIP port.
+            plan.wait = Some(Wait::LoadBalancerBusy {
+                status: lb.provisioning_status.as_api().to_string(),
+            });
         } else if !gone && !other_project {
             let ours: Vec<_> = lb
                 .listeners
