@@ -945,7 +945,8 @@ impl OpenStackCloud {
             None => None,
         };
         Ok(Observed {
-            project_id: lb.as_ref().and_then(|l| l.project_id.clone()),
+            // The controller's own project is not the cloud's to say: the planner sets it.
+            project_id: None,
             load_balancer: lb,
             floating_ips,
             security_group,
@@ -971,7 +972,6 @@ impl Cloud for OpenStackCloud {
         }
         match self.find_lb(lookup).await? {
             Some(lb) if lb.is_locked() => Ok(Observed {
-                project_id: (!lb.project_id.is_empty()).then(|| lb.project_id.clone()),
                 load_balancer: Some(self.observe_tree(lb).await?),
                 ..Observed::default()
             }),
@@ -1406,7 +1406,6 @@ impl OpenStackCloud {
         lookup: &Lookup,
     ) -> Result<Observed, CloudError> {
         let mut out = ObservedV1::default();
-        let mut project_id = None;
         if let Some(pool) = v1_find_pool(v1, lookup).await? {
             out.vip = v1_find_vip(v1, &pool, &lookup.lb_name).await?.map(v1_vip);
             if !pool.members.is_empty() {
@@ -1429,7 +1428,6 @@ impl OpenStackCloud {
                     Err(e) => return Err(cloud_error(e)),
                 }
             }
-            project_id = (!pool.tenant_id.is_empty()).then(|| pool.tenant_id.clone());
             out.pool = Some(v1_pool(&pool));
         }
         let vip_port = out.vip.as_ref().map(|v| v.port_id.clone());
@@ -1441,7 +1439,7 @@ impl OpenStackCloud {
             None => None,
         };
         Ok(Observed {
-            project_id,
+            project_id: None,
             load_balancer: None,
             floating_ips,
             security_group,

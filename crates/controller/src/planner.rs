@@ -753,11 +753,14 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             },
             security_group: spec.security_group.as_ref().map(|g| g.name.clone()),
         };
-        let observed = self
+        let mut observed = self
             .cloud
             .observe_unless_locked(&lookup)
             .await
             .map_err(failure)?;
+        // The project this controller works in (from its token): an LB of another project,
+        // even one its credentials can see, is never adopted or shared.
+        observed.project_id = self.context().env.project_id.clone();
         if let Some(lb) = observed
             .load_balancer
             .as_ref()
@@ -771,7 +774,6 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
                 woken: self.wait_for(Some(&lb.id), service),
             });
         }
-        let mut observed = observed;
         self.read_node_ports(&mut observed, spec.security_group.is_some())
             .await?;
         let plan = model::plan(&spec, &observed);
@@ -864,6 +866,7 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
                 .then(|| model::naming::security_group_name(&intent.lb_name)),
         };
         let mut observed = self.cloud.observe(&lookup).await.map_err(failure)?;
+        observed.project_id = ctx.env.project_id.clone();
         self.read_node_ports(&mut observed, false).await?;
         let plan = model::plan_delete(&intent, &observed);
         if plan.is_empty() {
@@ -1227,6 +1230,47 @@ mod tests {
             Ensured::Ready { .. }
         ));
         assert_eq!(*cloud.observes.lock().unwrap(), reads + 1);
+    }
+
+    #[tokio::test]
+    async fn an_lb_of_another_project_is_never_adopted_even_when_visible() {
+        // An admin-ish credential sees other projects' LBs; the project the controller works
+        // in is its token's, not the LB's own.
+        let cloud = Arc::new(SimCloud::default());
+        let p = planner(cloud.clone());
+        let mut ctx = (*p.context()).clone();
+        ctx.env.project_id = Some("project-mine".into());
+        p.set_context(ctx);
+        let nodes = vec![node("n1", "127.0.1.1")];
+        // Their LB, built the way a Service of theirs would have it.
+        let theirs = service(&[]);
+        converge(&p, &theirs, &nodes).await;
+        let lb_id = {
+            let mut state = cloud.state.lock().unwrap();
+            let lb = state.load_balancer.as_mut().unwrap();
+            lb.project_id = Some("project-demo".into());
+            lb.name = "their-own-lb".into();
+            lb.tags.clear();
+            lb.id = "5d3c0a4e-8f1b-4c2d-9e6f-0a1b2c3d4e5f".into();
+            lb.id.clone()
+        };
+        let before = cloud.executed.lock().unwrap().len();
+        let mut pointing = service(&[(ANN_LB_ID, lb_id.as_str())]);
+        pointing.metadata.name = Some("intruder".into());
+        let Ensured::Invalid { problems } = p.ensure(&pointing, &nodes).await.unwrap() else {
+            panic!("must be refused")
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains("project-mine") && m.contains("project-demo")),
+            "{problems:?}"
+        );
+        assert_eq!(
+            cloud.executed.lock().unwrap().len(),
+            before,
+            "nothing written"
+        );
     }
 
     #[tokio::test]

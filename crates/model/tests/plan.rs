@@ -693,7 +693,11 @@ fn our_lb_being_deleted_keeps_the_service_until_it_is_gone() {
     lb.provisioning_status = ProvisioningStatus::PendingDelete;
     let p = plan_delete(&intent, &observed);
     assert!(p.is_empty() && p.wait.is_some(), "{p:?}");
-    observed.load_balancer.as_mut().expect("lb").provisioning_status = ProvisioningStatus::Deleted;
+    observed
+        .load_balancer
+        .as_mut()
+        .expect("lb")
+        .provisioning_status = ProvisioningStatus::Deleted;
     let p = plan_delete(&intent, &observed);
     assert!(p.is_empty() && p.wait.is_none(), "DELETED is gone: {p:?}");
 }
