@@ -220,7 +220,7 @@ pub async fn run(
     let health = Arc::new(Health::default());
 
     let router = server::router(metrics.clone(), health.clone());
-    let bound = server::serve(cfg.metrics_addr, router.clone())
+    let bound = server::serve(cfg.metrics_addr, router)
         .await
         .map_err(|source| RunError::Bind {
             addr: cfg.metrics_addr,
@@ -228,7 +228,7 @@ pub async fn run(
         })?;
     info!(addr = %bound, "serving /metrics, /healthz, /readyz");
     if cfg.health_addr != cfg.metrics_addr {
-        let bound = server::serve(cfg.health_addr, router)
+        let bound = server::serve(cfg.health_addr, server::health_router(health.clone()))
             .await
             .map_err(|source| RunError::Bind {
                 addr: cfg.health_addr,
