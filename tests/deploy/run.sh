@@ -30,6 +30,7 @@ python3 "$repo/tests/deploy/check_chart.py" "$helm" "$chart" "$work"
 
 "$repo/hack/control-plane.sh" start --dir "$work/cp" >/dev/null
 export KUBECONFIG="$work/cp/kubeconfig"
+kubectl create namespace lb-system >/dev/null
 # No ServiceMonitor CRD on a bare apiserver: every other rendering goes to the server.
 for f in default edge operator magnum inline; do
   kubectl apply --dry-run=server -f "$work/$f.yaml" >/dev/null
