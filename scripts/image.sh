@@ -112,6 +112,8 @@ else
     "${labels[@]}" "$ctr"
   olbc_buildah commit --quiet --format oci --timestamp "$epoch" --rm "$ctr" "$image" >/dev/null
   ctr=
+  # a rebuilt tag leaves its previous image untagged: drop those, they only fill the cache
+  olbc_buildah rmi --prune >/dev/null 2>&1 || true
 fi
 
 if [ -n "$archive" ]; then

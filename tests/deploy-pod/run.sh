@@ -179,6 +179,11 @@ run_install() {
   code=$(olbc_podman inspect --format '{{.State.ExitCode}}' "olbc-$leader")
   echo "SIGTERM (podman stop) of $leader: exited with $code after $((SECONDS - t)) s"
   [ "$code" = 0 ] || { echo "the leader did not exit cleanly on SIGTERM" >&2; return 1; }
+  olbc_podman logs "olbc-$leader" >"$work/leader.log" 2>&1
+  if grep -q 'could not release the Lease' "$work/leader.log"; then
+    echo "the leader did not release its Lease on SIGTERM:" >&2; tail -n 5 "$work/leader.log" >&2; return 1
+  fi
+  echo "its last log line: $(tail -n 1 "$work/leader.log")"
   wait_for "Lease $ns/$lease to pass to $other" 60 holder_is "$ns" "$lease" "$other"
   echo "leader after SIGTERM: $(lease_holder "$ns" "$lease") ($((SECONDS - t)) s after the stop)"
 
