@@ -63,8 +63,8 @@ else
     CARGO_TARGET_DIR="$target_dir" \
     cargo build --locked --profile image --target "$host" -p openstack-lb-controller --no-default-features >&2
   bin="$target_dir/$host/image/openstack-lb-controller"
-  if ! ldd "$bin" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' \
-     || readelf -d "$bin" 2>/dev/null | grep -q '(NEEDED)'; then
+  if ! ldd "$bin" 2>&1 | grep -E 'not a dynamic executable|statically linked' >/dev/null \
+     || readelf -d "$bin" 2>/dev/null | grep '(NEEDED)' >/dev/null; then
     echo "$bin is not static:" >&2; ldd "$bin" >&2 || true
     exit 1
   fi

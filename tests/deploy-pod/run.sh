@@ -130,12 +130,12 @@ YAML
 }
 ingress_ip() { kubectl -n apps get svc "$1" -o jsonpath='{.status.loadBalancer.ingress[0].ip}'; }
 has_ip() { [ -n "$(ingress_ip "$1")" ]; }
-answers() { http "http://$1/" | grep -q '^200 hello from'; }
+answers() { http "http://$1/" | grep '^200 hello from' >/dev/null; }
 gone() { ! kubectl -n apps get svc "$1" >/dev/null 2>&1; }
 lease_holder() { kubectl -n "$1" get lease "$2" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 holder_is() { [ "$(lease_holder "$1" "$2")" = "$3" ]; }
 holder_is_one_of() { local h; h=$(lease_holder "$1" "$2"); [ -n "$h" ] && [[ " $3 " == *" $h "* ]]; }
-healthy() { http "http://127.0.0.1:$1/healthz" | grep -q '^200' && http "http://127.0.0.1:$1/readyz" | grep -q '^200'; }
+healthy() { http "http://127.0.0.1:$1/healthz" | grep '^200' >/dev/null && http "http://127.0.0.1:$1/readyz" | grep '^200' >/dev/null; }
 
 # run_install LABEL NAMESPACE DEPLOYMENT: the Deployment (already applied, its Secret created)
 # run as two pods; every claim of this tier checked against them.
@@ -145,7 +145,9 @@ run_install() {
   lease=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["spec"]["template"]["spec"]["containers"][0].get("args",[]); print(next((x.split("=",1)[1] for x in a if x.startswith("--lease-name=")), "openstack-lb-controller"))' "$work/$label-deployment.json")
   echo "== $label: Deployment $ns/$deploy, Lease $ns/$lease"
   for p in a b; do
-    pod="$deploy-tier-$p"; mp=$(free_port); hp=$(free_port)
+    # Named as a ReplicaSet names its pods (random suffix): the container names then never
+    # collide with another run of this tier on the same machine.
+    pod="$deploy-$p$(python3 -c 'import secrets; print(secrets.token_hex(3))')"; mp=$(free_port); hp=$(free_port)
     local -a run_args=()
     mapfile -d '' run_args < <(python3 "$repo/tests/deploy-pod/kubelet.py" "$work/$label-deployment.json" \
       "$pod" "$image" "$work" "$api_port" "$work/cp/pki/ca.crt" "$mp" "$hp")
