@@ -112,7 +112,10 @@ else
     "${labels[@]}" "$ctr"
   olbc_buildah commit --quiet --format oci --timestamp "$epoch" --rm "$ctr" "$image" >/dev/null
   ctr=
-  # a rebuilt tag leaves its previous image untagged: drop those, they only fill the cache
+  # Older tags of this image and the untagged leftovers of a rebuilt tag would fill the cache
+  # by one image per commit; an image a container still uses is kept (rmi without --force).
+  olbc_buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | awk -v p="$name:" -v keep="$image" 'index($0, p) == 1 && $0 != keep' \
+    | while read -r old; do olbc_buildah rmi "$old" >/dev/null 2>&1 || true; done || true
   olbc_buildah rmi --prune >/dev/null 2>&1 || true
 fi
 
