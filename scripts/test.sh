@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need on a fresh machine,
 # builds everything, runs every test tier, and ends with a one-line summary.
-# Caches (Python venv, Go build cache, control-plane binaries, and in CI the cargo target dir,
-# since CI works in a fresh clone) live under $OLBC_CACHE_DIR so repeated runs are fast.
+# Caches (Python venv, Go build cache, control-plane binaries, helm, the image's static cargo
+# target dir and container storage, and in CI the cargo target dir, since CI works in a fresh
+# clone) live under $OLBC_CACHE_DIR so repeated runs are fast.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,7 @@ count_cargo() {
 run_script() {
   local name=$1
   shift
+  local t=$SECONDS
   step "$name"
   if "$@" 2>&1 | tee "$logs/$name.log"; then
     passed=$((passed + 1))
@@ -41,11 +43,21 @@ run_script() {
     failed=$((failed + 1))
     failures+=("$name (log: $logs/$name.log)")
   fi
+  echo "$name: $((SECONDS - t)) s"
 }
 
 step "toolchain"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
-command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
+# bc: the totals; python3-yaml: tests/deploy reads rendered charts; buildah, podman, runc:
+# the deploy tier builds the image and runs the chart's pod (tests/deploy-pod, docs/deploy.md).
+need=()
+command -v bc >/dev/null || need+=(bc)
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+for t in buildah podman runc; do command -v "$t" >/dev/null || need+=("$t"); done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 cargo --version; go version 2>/dev/null || true; python3 --version
 
 # The conformance tier (docs/conformance.md) runs against the real Keystone/Neutron/Octavia of

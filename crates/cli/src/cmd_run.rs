@@ -38,8 +38,10 @@ pub struct Args {
     /// Run only while holding a coordination.k8s.io Lease; exit non-zero when it is lost.
     #[arg(long)]
     leader_elect: bool,
-    #[arg(long, default_value = "kube-system")]
-    leader_elect_namespace: String,
+    /// Namespace of the Lease; default: POD_NAMESPACE (the downward API), else the in-cluster
+    /// ServiceAccount namespace file, else kube-system.
+    #[arg(long, value_name = "NS")]
+    leader_elect_namespace: Option<String>,
     #[arg(long, default_value = "openstack-lb-controller")]
     lease_name: String,
     /// Identity in the Lease; default: POD_NAME, else hostname-pid.
@@ -64,6 +66,25 @@ pub struct Args {
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (examples: 5m, 30s, 1h, 300)"))
+}
+
+/// Where the in-cluster ServiceAccount's namespace is mounted by the kubelet.
+const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The Lease lives where the pod runs: a Role for Leases is only granted in the release's own
+/// namespace, so a fixed default would make every install outside that namespace fail at run time.
+fn lease_namespace(
+    flag: Option<&str>,
+    pod_namespace: Option<&str>,
+    sa_namespace_file: Option<&str>,
+) -> String {
+    [flag, pod_namespace, sa_namespace_file]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|ns| !ns.is_empty())
+        .unwrap_or("kube-system")
+        .to_string()
 }
 
 fn identity() -> String {
@@ -151,7 +172,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         orphan_grace: args.orphan_grace,
     };
     let leader = args.leader_elect.then(|| LeaseConfig {
-        namespace: args.leader_elect_namespace.clone(),
+        namespace: lease_namespace(
+            args.leader_elect_namespace.as_deref(),
+            std::env::var("POD_NAMESPACE").ok().as_deref(),
+            std::fs::read_to_string(SA_NAMESPACE_FILE).ok().as_deref(),
+        ),
         name: args.lease_name.clone(),
         identity: identity.clone(),
     });
@@ -170,5 +195,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             tracing::error!(error = %e, "controller stopped");
             Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lease_namespace;
+
+    #[test]
+    fn lease_namespace_prefers_flag_then_pod_namespace_then_file() {
+        assert_eq!(lease_namespace(Some("a"), Some("b"), Some("c\n")), "a");
+        assert_eq!(lease_namespace(None, Some("b"), Some("c\n")), "b");
+        assert_eq!(lease_namespace(None, None, Some("c\n")), "c");
+        assert_eq!(lease_namespace(None, Some(""), Some("c")), "c");
+        assert_eq!(lease_namespace(None, None, None), "kube-system");
+        assert_eq!(lease_namespace(None, Some(" "), Some("")), "kube-system");
     }
 }

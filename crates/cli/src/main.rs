@@ -4,10 +4,12 @@
 use clap::{Parser, Subcommand};
 
 mod cloud_config;
+#[cfg(feature = "dev-tools")]
 mod cmd_demo;
 mod cmd_doctor;
 mod cmd_plan;
 mod cmd_run;
+#[cfg(feature = "dev-tools")]
 mod cmd_sandbox;
 
 #[derive(Parser, Debug)]
@@ -39,8 +41,10 @@ enum Command {
     /// Show what the controller would create, change or delete for a Service, changing nothing.
     Plan(cmd_plan::Args),
     /// Serve a local OpenStack-compatible cloud (Keystone, Neutron, Octavia) on 127.0.0.1.
+    #[cfg(feature = "dev-tools")]
     Sandbox(cmd_sandbox::Args),
     /// Everything on one machine: sandbox, local Kubernetes API, controller and an example Service.
+    #[cfg(feature = "dev-tools")]
     Demo(cmd_demo::Args),
 }
 
@@ -61,6 +65,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo narrates on stdout; the services it runs in-process only speak up when wrong.
     let default_level = match cli.command {
+        #[cfg(feature = "dev-tools")]
         Command::Demo(_) => "warn",
         _ => "info",
     };
@@ -80,7 +85,9 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => cmd_run::run(args).await,
             Command::Doctor(args) => cmd_doctor::run(args).await,
             Command::Plan(args) => cmd_plan::run(args).await,
+            #[cfg(feature = "dev-tools")]
             Command::Sandbox(args) => cmd_sandbox::run(args).await,
+            #[cfg(feature = "dev-tools")]
             Command::Demo(args) => cmd_demo::run(args).await,
         }
     });
