@@ -701,3 +701,25 @@ fn our_lb_being_deleted_keeps_the_service_until_it_is_gone() {
     let p = plan_delete(&intent, &observed);
     assert!(p.is_empty() && p.wait.is_none(), "DELETED is gone: {p:?}");
 }
+
+#[test]
+fn a_load_balancer_ip_of_the_wrong_family_is_refused_before_anything_exists() {
+    let external = service(
+        "metadata: {name: m, namespace: n}\nspec:\n  loadBalancerIP: '::1'\n  ports: [{port: 80, nodePort: 30080}]\n",
+    );
+    let errs = want(&external).expect_err("invalid");
+    assert!(
+        errs.iter().any(
+            |e| e.to_string().contains("spec.loadBalancerIP") && e.to_string().contains("IPv4")
+        ),
+        "{errs:?}"
+    );
+    let internal = service(
+        "metadata: {name: m, namespace: n, annotations: {service.beta.kubernetes.io/openstack-internal-load-balancer: 'true'}}\nspec:\n  loadBalancerIP: 'fd00::5'\n  ports: [{port: 80, nodePort: 30080}]\n",
+    );
+    let errs = want(&internal).expect_err("invalid");
+    assert!(
+        errs.iter().any(|e| e.to_string().contains("fd00::5")),
+        "{errs:?}"
+    );
+}

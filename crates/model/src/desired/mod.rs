@@ -583,6 +583,30 @@ pub fn desired(
         },
         None => None,
     };
+    // Checked before anything is created: a wrong family would otherwise fail in the cloud
+    // on every pass after the load balancer exists.
+    let requested_ip = match requested_ip {
+        Some(ip) if internal && Family::of(&ip) != family => {
+            errs.push(Invalid::conflict(
+                "spec.loadBalancerIP",
+                ip.to_string(),
+                format!(
+                    "an {} address, the family of the Service's VIP (spec.ipFamilies)",
+                    families.first().map(String::as_str).unwrap_or("IPv4")
+                ),
+            ));
+            None
+        }
+        Some(ip) if !internal && ip.is_ipv6() => {
+            errs.push(Invalid::conflict(
+                "spec.loadBalancerIP",
+                ip.to_string(),
+                "an IPv4 address: floating IPs are IPv4 only (for an IPv6 VIP address, make the Service internal)",
+            ));
+            None
+        }
+        other => other,
+    };
     let floating_ip = if internal {
         vip.address = requested_ip;
         FipIntent::None
