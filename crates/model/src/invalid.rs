@@ -85,8 +85,22 @@ impl Invalid {
     }
 }
 
+/// How much of a value messages repeat: enough to recognise it, not a 100 KB annotation
+/// logged and sent as an Event on every pass.
+pub const SHOWN_VALUE_CHARS: usize = 200;
+
+/// `value` as messages show it: cut after [`SHOWN_VALUE_CHARS`] characters, saying how long
+/// it really was.
+pub fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_VALUE_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &value[..cut], value.len()),
+    }
+}
+
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = shown(&self.value);
         match self.reason {
             InvalidReason::Missing => {
                 write!(f, "{} is missing; expected {}", self.field, self.accepted)
@@ -94,17 +108,17 @@ impl fmt::Display for Invalid {
             InvalidReason::Unsupported => write!(
                 f,
                 "{}: value {:?} is not supported by this cloud; {}",
-                self.field, self.value, self.accepted
+                self.field, value, self.accepted
             ),
             InvalidReason::ForeignCluster => write!(
                 f,
                 "{}: load balancer {:?} belongs to another cluster ({}); it is left untouched",
-                self.field, self.value, self.accepted
+                self.field, value, self.accepted
             ),
             _ => write!(
                 f,
                 "{}: invalid value {:?}; accepted: {}",
-                self.field, self.value, self.accepted
+                self.field, value, self.accepted
             ),
         }
     }
@@ -140,5 +154,22 @@ impl Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn huge_values_are_cut_and_say_their_size() {
+        let huge = "x".repeat(100_000);
+        let text = Invalid::bad_value("loadbalancer.openstack.org/lb-method", huge, "ROUND_ROBIN")
+            .to_string();
+        assert!(text.len() < 400, "{}", text.len());
+        assert!(text.contains("100000 bytes in all"), "{text}");
+        assert_eq!(shown("short"), "short");
+        // Cut on a character boundary.
+        assert!(shown(&"é".repeat(300)).starts_with(&"é".repeat(200)));
     }
 }

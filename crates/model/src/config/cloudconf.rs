@@ -58,7 +58,7 @@ impl Val<'_> {
         let value = if SECRET_KEYS.contains(&self.key) {
             "***".to_string()
         } else {
-            self.raw.unwrap_or("").to_string()
+            crate::invalid::shown(self.raw.unwrap_or(""))
         };
         ConfigError::InvalidValue {
             line: self.line,
