@@ -225,6 +225,9 @@ struct Inner {
     token: RwLock<Option<Arc<TokenState>>>,
     auth_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    /// Per service type: no request before this instant. A 429's Retry-After speaks for the
+    /// endpoint, not for the one request that got it: every caller waits it out.
+    not_before: std::sync::Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
 
 /// Cheap to clone; all clones share one token, one rate limiter and one connection pool.
@@ -294,6 +297,7 @@ impl Session {
                 request_timeout: metadata.request_timeout,
                 token: RwLock::new(None),
                 auth_lock: tokio::sync::Mutex::new(()),
+                not_before: std::sync::Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
             }),
         })
@@ -475,6 +479,18 @@ impl Session {
         let mut attempt: u32 = 0;
         let mut reauthed = false;
         loop {
+            let hold = self
+                .inner
+                .not_before
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&req.service)
+                .copied();
+            if let Some(until) = hold.filter(|t| *t > tokio::time::Instant::now()) {
+                let waited = until - tokio::time::Instant::now();
+                tokio::time::sleep_until(until).await;
+                self.inner.metrics.throttled(&req.service, waited);
+            }
             if let Some(l) = &self.inner.limiter {
                 let waited = l.acquire().await;
                 if !waited.is_zero() {
@@ -581,6 +597,17 @@ impl Session {
                 });
             }
             let retry_after = parse_retry_after(&headers);
+            if let Some(d) = retry_after.filter(|_| status == 429) {
+                // Capped: a cloud asking for minutes gets its answer as an error instead.
+                let until = tokio::time::Instant::now() + d.min(self.inner.retry.max_retry_after);
+                let mut hold = self
+                    .inner
+                    .not_before
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let slot = hold.entry(req.service.clone()).or_insert(until);
+                *slot = (*slot).max(until);
+            }
             let redacted = self.redact(&String::from_utf8_lossy(&body));
             let err = classify(op.clone(), status, redacted.as_bytes(), retry_after);
             let transient = matches!(status, 429 | 500 | 502 | 503 | 504);

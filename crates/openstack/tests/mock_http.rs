@@ -417,6 +417,49 @@ async fn rate_limited_429_honours_retry_after() {
 }
 
 #[tokio::test]
+async fn a_retry_after_holds_every_request_to_that_endpoint() {
+    let m = start().await;
+    m.script(
+        "GET /lb/v2/lbaas/loadbalancers/lb1",
+        vec![Reply::json(
+            429,
+            json!({"faultcode": "Client", "faultstring": "slow down"}),
+        )
+        .header("Retry-After", "3")],
+    );
+    for id in ["lb1", "lb3"] {
+        m.default_reply(
+            &format!("GET /lb/v2/lbaas/loadbalancers/{id}"),
+            Reply::json(
+                200,
+                json!({"loadbalancer": {"id": id, "provisioning_status": "ACTIVE"}}),
+            ),
+        );
+    }
+    let s = m.session().await;
+    let api = LoadBalancerApi::detect(&s, None).await.unwrap();
+    let v2 = api.v2().unwrap().clone();
+    let first = tokio::spawn(async move { v2.get_loadbalancer("lb1").await });
+    // Until the 429 has been taken in (the retry is counted just before its wait).
+    for _ in 0..200 {
+        if s.metrics().retried_count("load-balancer", "GET", "429") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.metrics().retried_count("load-balancer", "GET", "429"), 1);
+    // Another request to the same endpoint, which never got a 429 itself, waits too.
+    let started = std::time::Instant::now();
+    api.v2().unwrap().get_loadbalancer("lb3").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "held by the endpoint's Retry-After: {:?}",
+        started.elapsed()
+    );
+    first.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn quota_errors_413_403_and_neutron_overquota() {
     let m = start().await;
     m.default_reply("POST /lb/v2/lbaas/loadbalancers", Reply::json(403, json!({"faultcode": "Client", "faultstring": "Quota has been met for resources: Load Balancer", "debuginfo": null})));
