@@ -20,6 +20,10 @@ pub struct Args {
     /// How long load-balancer objects stay PENDING_* after each change (e.g. 500ms, 2s).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     provisioning_delay: Duration,
+    /// Draw each change's delay uniformly between --provisioning-delay and this (e.g.
+    /// `--provisioning-delay 20s --provisioning-delay-max 60s`, like real amphorae).
+    #[arg(long, value_parser = parse_duration)]
+    provisioning_delay_max: Option<Duration>,
     /// Keystone token lifetime (e.g. 1h, 90s).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     token_lifetime: Duration,
@@ -116,10 +120,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(max) = args.provisioning_delay_max {
+        if max < args.provisioning_delay {
+            anyhow::bail!(
+                "--provisioning-delay-max {max:?} is below --provisioning-delay {:?}; \
+                 give a maximum at least as large as the minimum",
+                args.provisioning_delay
+            );
+        }
+    }
     let cfg = sandbox::SandboxConfig {
         lbaas: args.lbaas,
         octavia_api_version: args.octavia_api_version,
         provisioning_delay: args.provisioning_delay,
+        provisioning_delay_max: args.provisioning_delay_max,
         token_lifetime: args.token_lifetime,
         region: args.region,
         floating_range: args.floating_range,

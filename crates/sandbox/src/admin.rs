@@ -1,6 +1,6 @@
 //! The sandbox's own admin HTTP API (plain JSON on loopback, no auth): change fault rules,
 //! quotas and token lifetime at runtime, revoke or expire tokens, read and clear the request
-//! log, and register node ports. Tests and benchmarks use it mid-run. It must not change
+//! log, register node ports, and add users (so the log can be split by caller). Tests and benchmarks use it mid-run. It must not change
 //! load-balancer objects; it only flips switches they read.
 
 use std::collections::HashMap;
@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/requests", get(get_requests).delete(clear_requests))
         .route("/nodes", post(add_node))
         .route("/nodes/{port_id}", delete(remove_node))
+        .route("/users", post(add_user))
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -350,4 +351,36 @@ async fn remove_node(
         crate::dataplane::sync(&state.inner);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    name: String,
+    password: String,
+    /// Project (name or id) where the user gets admin's roles; defaults to admin.
+    #[serde(default)]
+    project: Option<String>,
+}
+
+/// Adds a user with the admin user's roles, e.g. one per controller in a benchmark, whose
+/// calls then carry its name in the request log.
+async fn add_user(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: UserBody = parse(&body)?;
+    let project = body.project.as_deref().unwrap_or("admin");
+    let user = state
+        .inner
+        .world
+        .lock()
+        .keystone
+        .add_admin_like_user(&body.name, &body.password, project)
+        .map_err(bad_request)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user": {"id": user.id, "name": user.name, "default_project_id": user.default_project_id}})),
+    )
+        .into_response())
 }

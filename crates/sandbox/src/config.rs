@@ -88,6 +88,10 @@ pub struct SandboxConfig {
     pub octavia_api_version: Option<String>,
     /// How long an Octavia object stays PENDING_* after each mutation.
     pub provisioning_delay: Duration,
+    /// When set, each mutation's delay is drawn uniformly from
+    /// `provisioning_delay..=provisioning_delay_max` instead (real amphorae vary widely: a
+    /// benchmark with one fixed delay hides how a controller copes with stragglers).
+    pub provisioning_delay_max: Option<Duration>,
     pub token_lifetime: Duration,
     pub region: String,
     /// Floating IPs are allocated from here; must be inside 127.0.0.0/8 so traffic stays local.
@@ -104,12 +108,29 @@ pub struct SandboxConfig {
     pub quota_overrides: Vec<QuotaOverride>,
 }
 
+impl SandboxConfig {
+    /// The delay of one mutation: the fixed delay, or a uniform draw up to the maximum. A
+    /// maximum below the minimum counts as no range (the CLI refuses it before start).
+    pub fn draw_provisioning_delay(&self) -> Duration {
+        match self.provisioning_delay_max {
+            Some(max) if max > self.provisioning_delay => {
+                use rand::Rng as _;
+                let lo = self.provisioning_delay.as_millis() as u64;
+                let hi = max.as_millis() as u64;
+                Duration::from_millis(rand::thread_rng().gen_range(lo..=hi))
+            }
+            _ => self.provisioning_delay,
+        }
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             lbaas: LbaasMode::Octavia,
             octavia_api_version: None,
             provisioning_delay: Duration::from_millis(200),
+            provisioning_delay_max: None,
             token_lifetime: Duration::from_secs(3600),
             region: "RegionOne".to_string(),
             floating_range: Ipv4Net::new(Ipv4Addr::new(127, 200, 0, 0), 16)
@@ -137,6 +158,27 @@ mod tests {
         assert_eq!("neutron-v2".parse::<LbaasMode>(), Ok(LbaasMode::NeutronV2));
         assert_eq!("neutron-v1".parse::<LbaasMode>(), Ok(LbaasMode::NeutronV1));
         assert!("v3".parse::<LbaasMode>().is_err());
+    }
+
+    #[test]
+    fn random_provisioning_delay_stays_in_its_range() {
+        let mut cfg = SandboxConfig {
+            provisioning_delay: Duration::from_millis(20),
+            provisioning_delay_max: Some(Duration::from_millis(60)),
+            ..SandboxConfig::default()
+        };
+        let draws: Vec<Duration> = (0..200).map(|_| cfg.draw_provisioning_delay()).collect();
+        assert!(draws
+            .iter()
+            .all(|d| *d >= Duration::from_millis(20) && *d <= Duration::from_millis(60)));
+        assert!(
+            draws.iter().any(|d| *d != draws[0]),
+            "200 draws from 41 values are not all equal"
+        );
+        cfg.provisioning_delay_max = None;
+        assert_eq!(cfg.draw_provisioning_delay(), Duration::from_millis(20));
+        cfg.provisioning_delay_max = Some(Duration::from_millis(5));
+        assert_eq!(cfg.draw_provisioning_delay(), Duration::from_millis(20));
     }
 
     #[test]

@@ -237,6 +237,45 @@ impl KeystoneState {
         self.users.iter().find(|u| u.name == name)
     }
 
+    /// Adds a password user with the admin user's roles (admin, member, reader) on `project`
+    /// (name or id). The admin API's `POST /users`: several clients of one project can then
+    /// be told apart in the request log, which records the caller's user name.
+    pub fn add_admin_like_user(
+        &mut self,
+        name: &str,
+        password: &str,
+        project: &str,
+    ) -> Result<User, String> {
+        if name.trim().is_empty() || password.is_empty() {
+            return Err("name and password must not be empty".to_string());
+        }
+        if self.user_by_name(name).is_some() {
+            return Err(format!("user {name:?} already exists; pick another name"));
+        }
+        let project_id = self.project_id_by_name_or_id(project);
+        if self.project(&project_id).is_none() {
+            return Err(format!(
+                "project {project:?} does not exist (use a name such as admin or demo, or an id)"
+            ));
+        }
+        let roles: Vec<String> = ["admin", "member", "reader"]
+            .iter()
+            .filter_map(|n| self.roles.iter().find(|r| r.name == *n))
+            .map(|r| r.id.clone())
+            .collect();
+        let user = User {
+            id: random_hex(),
+            name: name.to_string(),
+            domain_id: DEFAULT_DOMAIN_ID.to_string(),
+            password: Secret::new(password),
+            default_project_id: Some(project_id.clone()),
+        };
+        self.assignments
+            .insert((user.id.clone(), project_id), roles);
+        self.users.push(user.clone());
+        Ok(user)
+    }
+
     fn role_name(&self, id: &str) -> Option<&str> {
         self.roles
             .iter()

@@ -588,7 +588,7 @@ fn schedule(shared: &Arc<Shared>, ids: Vec<String>) {
         }
         crate::dataplane::sync(shared);
     };
-    let delay = shared.config.provisioning_delay;
+    let delay = shared.config.draw_provisioning_delay();
     if delay.is_zero() {
         complete(shared, &ids);
         return;

@@ -353,3 +353,67 @@ async fn https_with_generated_ca() {
     handle.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn added_users_act_as_admin_and_are_named_in_the_request_log() {
+    let cloud = start().await;
+    let add = |body: Value| {
+        let req = cloud.http.post(cloud.admin_api("users")).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = add(json!({"name": "bench-a", "password": "pw-a"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["user"]["name"], "bench-a");
+    let (status, body) = add(json!({"name": "bench-a", "password": "other"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("already exists"), "{body}");
+    let (status, body) = add(json!({"name": "bench-b", "password": "pw", "project": "nope"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("nope"), "{body}");
+
+    let resp = cloud
+        .http
+        .post(format!("{}/auth/tokens", cloud.handle.auth_url()))
+        .json(&password_body("bench-a", "pw-a", "admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let token = resp.headers()["x-subject-token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (status, net) = cloud
+        .call(
+            &token,
+            Method::POST,
+            "networks",
+            Some(json!({"network": {"name": "by-bench-a"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{net}");
+    // Admin's roles on admin's project: the object belongs to the same project as admin's.
+    let (_, admin_view) = cloud.get("networks?name=by-bench-a").await;
+    assert_eq!(admin_view["networks"].as_array().unwrap().len(), 1);
+    let log: Value = cloud
+        .http
+        .get(cloud.admin_api("requests?service=network&method=POST"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users: Vec<&Value> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["user"])
+        .collect();
+    assert_eq!(users, vec![&json!("bench-a")]);
+    cloud.handle.shutdown().await;
+}

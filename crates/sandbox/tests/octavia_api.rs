@@ -647,6 +647,53 @@ async fn lists_filter_paginate_and_trim_fields() {
 }
 
 #[tokio::test]
+async fn listener_and_pool_lists_honour_the_loadbalancer_id_filter() {
+    let env = start(config(241)).await;
+    let mut lbs = Vec::new();
+    for name in ["filter-a", "filter-b"] {
+        let lb = active_lb(&env, name).await;
+        let (status, body) = env
+            .post(
+                "/listeners",
+                json!({"listener": {"loadbalancer_id": lb, "protocol": "TCP", "protocol_port": 80, "name": format!("{name}-l")}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        env.wait_lb_active(&lb).await;
+        let (status, body) = env
+            .post(
+                "/pools",
+                json!({"pool": {"loadbalancer_id": lb, "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN", "name": format!("{name}-p")}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        env.wait_lb_active(&lb).await;
+        lbs.push(lb);
+    }
+    let names = |v: &Value, plural: &str| -> Vec<String> {
+        v[plural]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, all) = env.get("/listeners").await;
+    assert_eq!(names(&all, "listeners"), vec!["filter-a-l", "filter-b-l"]);
+    let (_, v) = env
+        .get(&format!("/listeners?loadbalancer_id={}", lbs[1]))
+        .await;
+    assert_eq!(names(&v, "listeners"), vec!["filter-b-l"]);
+    let (_, v) = env.get(&format!("/pools?loadbalancer_id={}", lbs[0])).await;
+    assert_eq!(names(&v, "pools"), vec!["filter-a-p"]);
+    // An id that owns nothing lists nothing (it is not an unknown attribute to ignore).
+    let (status, v) = env.get("/pools?loadbalancer_id=no-such-lb").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["pools"].as_array().unwrap().is_empty(), "{v}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn quotas_are_read_set_and_enforced() {
     let env = start(config(217)).await;
     let (status, body) = env.get("/quotas/defaults").await;

@@ -181,6 +181,13 @@ fn list_in(
     params: &[(String, String)],
 ) -> Result<(StatusCode, Value), LbError> {
     let q = ListQuery::parse(params)?;
+    // Listeners and pools render their load balancer only as `loadbalancers: [{id}]`, so
+    // the generic attribute filter cannot see `loadbalancer_id`; Octavia maps it to the
+    // owning load balancer, and OCCM lists a load balancer's listeners and pools with it.
+    let lb_filter = match kind {
+        Kind::Listener | Kind::Pool => q.filter("loadbalancer_id"),
+        _ => None,
+    };
     let items: Vec<Value> = {
         let world = call.st.inner.world.lock();
         if let Some(pool_id) = pool {
@@ -193,6 +200,7 @@ fn list_in(
             .into_iter()
             .filter(|o| call.may_see(o))
             .filter(|o| pool.is_none_or(|p| o.pool_id.as_deref() == Some(p)))
+            .filter(|o| lb_filter.is_none_or(|lb| o.lb_id == lb))
             .map(|o| call.render(&world, o))
             .collect()
     };

@@ -11,7 +11,7 @@ use super::net;
 /// Completes the pending work of `lb_id` after the provisioning delay (at once when the delay
 /// is zero, so tests with no delay see ACTIVE on their next request).
 pub fn schedule(shared: &Arc<Shared>, lb_id: String) {
-    let delay = shared.config.provisioning_delay;
+    let delay = shared.config.draw_provisioning_delay();
     if delay.is_zero() {
         complete(shared, &lb_id);
         return;
