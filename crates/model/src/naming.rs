@@ -116,8 +116,8 @@ impl OtherClusterName {
              cluster name {other:?} ({names}{more}), while this controller runs with \
              --cluster-name={ours} and names load balancers {LB_NAME_PREFIX}{ours}_<namespace>_<name>: \
              it neither updates nor deletes them, and a Service of the same namespace/name gets a \
-             new load balancer with a new IP. If {other:?} is this cluster's name (Magnum: the cluster UUID \
-             OCCM ran with), restart with --cluster-name={other} (Helm value clusterName); \
+             new load balancer with a new IP. If {other:?} is the name this cluster's load balancers should keep \
+             (on Magnum: the --cluster-name OCCM runs with, the cluster UUID), restart with --cluster-name={other} (Helm value clusterName); \
              if they are left over, delete them (`openstack loadbalancer delete --cascade <id>`)",
             count = self.lb_names.len(),
             tag = cluster_tag(cluster_uid),
