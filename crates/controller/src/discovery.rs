@@ -1,13 +1,15 @@
 //! Discovery of what cloud.conf leaves open and `model` needs from the cloud and the cluster:
 //! the only external network, the nodes' subnet (from the Neutron port holding a node's
-//! InternalIP). Shared by `run` and `plan` so both see the same cloud. Must not decide
-//! anything: it only fills `model::Environment`.
+//! InternalIP) — and, for `run`, a start-up check that no load balancer of this cluster is
+//! named for another cluster name. Shared by `run` and `plan` so both see the same cloud.
+//! Must not decide anything: it fills `model::Environment` and logs what `model` found.
 
 use k8s_openapi::api::core::v1::Node;
 use model::config::CloudConfig;
-use model::Environment;
+use model::{naming, Environment};
+use openstack::lbaas::LbaasV2;
 use openstack::{ListQuery, Neutron};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Fill what cloud.conf left open: the only external network, and the subnet of the Neutron
 /// port holding a node's InternalIP. Shared by `run` and `plan` so both see the same cloud.
@@ -67,4 +69,36 @@ pub async fn discover(
         Err(e) => failures.push(("cannot find the node subnet from its port", e)),
     }
     failures
+}
+
+/// Warns once per other cluster name when load balancers that carry this cluster's identity
+/// tag are named for another `--cluster-name` (typically: Magnum's OCCM ran with the cluster
+/// UUID and this controller with the default `kubernetes`, or the other way round). Such load
+/// balancers are invisible to this process: it neither adopts nor collects them. One list call;
+/// a failure is logged and changes nothing. `None` (LBaaS v1: no load-balancer objects with
+/// names and tags) checks nothing.
+pub async fn warn_other_cluster_names(lb: Option<&LbaasV2>, cluster_name: &str, cluster_uid: &str) {
+    let Some(lb) = lb.filter(|_| !cluster_uid.is_empty()) else {
+        return;
+    };
+    let tag = naming::cluster_tag(cluster_uid);
+    match lb
+        .list_loadbalancers(&ListQuery::new().tags(&[tag.as_str()]))
+        .await
+    {
+        Ok(lbs) => {
+            let lbs = lbs.iter().map(|l| (l.name.as_str(), l.tags.as_slice()));
+            for other in naming::other_cluster_names(lbs, cluster_name, cluster_uid) {
+                warn!(
+                    cluster_name,
+                    other_cluster_name = %other.cluster_name,
+                    "{}",
+                    other.warning(cluster_name, cluster_uid)
+                );
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot check for load balancers named for another cluster name")
+        }
+    }
 }

@@ -189,6 +189,12 @@ pub async fn connect(
     for (what, e) in crate::discovery::discover(&config, &neutron, &nodes, &mut env).await {
         warn!(error = %e, "{what}");
     }
+    crate::discovery::warn_other_cluster_names(
+        v1_client.is_none().then_some(&lb),
+        cluster_name,
+        cluster_uid,
+    )
+    .await;
     let cloud = match v1_client {
         Some(v1) => OpenStackCloud::neutron_v1(lb, v1, neutron),
         None => OpenStackCloud::new(lb, neutron, features),
