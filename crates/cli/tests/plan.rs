@@ -306,7 +306,12 @@ async fn converge(sb: &SandboxHandle, service_yaml: &str) {
         if plan.is_empty() && plan.wait.is_none() {
             return;
         }
-        let steps: Vec<_> = plan.runnable().iter().map(|s| s.step.clone()).collect();
+        // As the controller: the bookkeeping once nothing else is left.
+        let steps: Vec<_> = if plan.publishable() {
+            plan.after_publish()
+        } else {
+            plan.runnable().iter().map(|s| s.step.clone()).collect()
+        };
         if steps.is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -577,7 +582,12 @@ async fn converge_v1(sb: &SandboxHandle, service_yaml: &str) {
         if plan.is_empty() && plan.wait.is_none() {
             return;
         }
-        let steps: Vec<_> = plan.runnable().iter().map(|s| s.step.clone()).collect();
+        // As the controller: the bookkeeping once nothing else is left.
+        let steps: Vec<_> = if plan.publishable() {
+            plan.after_publish()
+        } else {
+            plan.runnable().iter().map(|s| s.step.clone()).collect()
+        };
         // A 409 means a v1 object is still PENDING_*: observe again a little later.
         if steps.is_empty() || cloud.execute(&steps).await.is_err() {
             tokio::time::sleep(Duration::from_millis(50)).await;

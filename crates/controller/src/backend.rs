@@ -59,6 +59,10 @@ pub enum Ensured {
         /// What this full observation saw, for drift detection at resync (`None`: the backend
         /// cannot compare, so the Service is only rechecked by the periodic safety net).
         print: Option<CloudPrint>,
+        /// The backend holds bookkeeping (the floating IP's cluster tag) that waits until the
+        /// status with the IP is written: the engine calls [`LoadBalancers::after_publish`]
+        /// right after writing it, and takes the print from there.
+        follow_up: bool,
     },
     /// Steps were executed; the engine asks again at once, or, when `woken`, once the backend
     /// wakes the Service (the steps locked the load balancer).
@@ -211,6 +215,16 @@ pub trait LoadBalancers: Send + Sync + 'static {
         service: &Service,
         nodes: &[Arc<Node>],
     ) -> impl Future<Output = Result<Ensured, Failure>> + Send;
+
+    /// Run the bookkeeping a `Ready { follow_up: true }` left for after the status was
+    /// written; returns the print of the state after it (see `Ready::print`).
+    fn after_publish(
+        &self,
+        service: &Service,
+    ) -> impl Future<Output = Result<Option<CloudPrint>, Failure>> + Send {
+        let _ = service;
+        async { Ok(None) }
+    }
 
     /// One pass toward removing everything this Service owns in the cloud.
     fn delete(&self, service: &Service) -> impl Future<Output = Result<Deleted, Failure>> + Send;

@@ -546,7 +546,8 @@ impl<B: LoadBalancers> Engine<B> {
                 published,
                 notices,
                 stages,
-                print,
+                mut print,
+                follow_up,
             }) => {
                 self.metrics.reconciled("ensure", "ready", seconds);
                 self.notices(&service, &notices).await;
@@ -585,6 +586,23 @@ impl<B: LoadBalancers> Engine<B> {
                     written = !published.ingress.is_empty();
                 }
                 self.record_stages(&service, stages, written);
+                if follow_up {
+                    match self.backend.after_publish(&service).await {
+                        Ok(p) => print = p,
+                        Err(failure) => {
+                            // The IP is out and stays Ready; only the bookkeeping is retried.
+                            let attempt = self.with_memory(&key, |m| {
+                                m.converged = None;
+                                m.print = None;
+                                m.error_attempts += 1;
+                                m.error_attempts - 1
+                            });
+                            let delay = backoff(attempt, ERROR_BASE, ERROR_CAP);
+                            warn!(service = %key, error = %failure.message, ?delay, "bookkeeping after the IP failed; retrying");
+                            return Ok(Action::requeue(delay));
+                        }
+                    }
+                }
                 let episode = self.with_memory(&key, |m| {
                     m.busy_attempts = 0;
                     m.error_attempts = 0;

@@ -761,7 +761,6 @@ impl OpenStackCloud {
                 address,
                 port,
                 description,
-                tags,
             } => {
                 let subnet_id = self
                     .fip_subnet(network_id, subnet_id, subnet_name_glob, subnet_tags)
@@ -784,14 +783,6 @@ impl OpenStackCloud {
                     .create_floating_ip(&req)
                     .await
                     .map_err(cloud_error)?;
-                let mut fip_tags = fip.tags.clone();
-                if !tags.is_empty() {
-                    fip_tags = self
-                        .neutron
-                        .replace_tags(TagResource::FloatingIps, &fip.id, tags)
-                        .await
-                        .map_err(cloud_error)?;
-                }
                 created.floating_ips.push(ObservedFloatingIp {
                     id: fip.id,
                     floating_ip_address: fip.floating_ip_address,
@@ -799,7 +790,7 @@ impl OpenStackCloud {
                     port_id: fip.port_id,
                     fixed_ip_address: fip.fixed_ip_address,
                     description: fip.description,
-                    tags: fip_tags,
+                    tags: fip.tags,
                 });
             }
             Step::AssociateFloatingIp { fip, port } => {
@@ -1631,7 +1622,6 @@ mod tests {
                 address: None,
                 port: Some(PortRef::VipOf(Ref::Named(name))),
                 description: v1_lookup().fip_description,
-                tags: Vec::new(),
             }])
             .await
             .unwrap();
@@ -1656,13 +1646,20 @@ mod tests {
                 address: None,
                 port: None,
                 description: v1_lookup().fip_description,
-                tags: vec!["owner=ops".into()],
             }])
             .await
             .unwrap();
         let fip = cloud.observe(&v1_lookup()).await.unwrap().floating_ips[0]
             .id
             .clone();
+        // A tag some other tool put on it.
+        cloud
+            .execute(&[Step::TagFloatingIp {
+                fip: fip.clone(),
+                tag: "owner=ops".into(),
+            }])
+            .await
+            .unwrap();
         let tag = Step::TagFloatingIp {
             fip: fip.clone(),
             tag: "kube-cluster-uid=u-1".into(),

@@ -208,6 +208,9 @@ pub struct Planner<C: Cloud + Inventory + Resync> {
     watch_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Per Service key: the state its last writes built (see [`Known`]).
     known: Mutex<HashMap<String, Known>>,
+    /// Per Service key: the bookkeeping (the FIP's cluster tag) that waits until the engine
+    /// has written the status with the IP, on the state it was planned on.
+    deferred: Mutex<HashMap<String, (Observed, Vec<Step>)>>,
 }
 
 impl<C: Cloud + Inventory + Resync> Drop for Planner<C> {
@@ -357,6 +360,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             watcher: Arc::new(Watcher::new(crate::watcher::DEFAULT_TICK)),
             watch_task: Mutex::new(None),
             known: Mutex::new(HashMap::new()),
+            deferred: Mutex::new(HashMap::new()),
         }
     }
 
@@ -608,19 +612,32 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
         }
         let notices = notices(&spec.warnings, &plan);
         let stages = stages(&observed);
-        if plan.is_empty() {
-            if plan.wait.is_some() {
-                return Ok(Ensured::Busy {
-                    status: busy_status(&plan, &observed),
-                    stages,
-                    woken: self.wait_for(observed_lb_id(&observed).as_deref(), service),
-                });
-            }
+        if plan.is_empty() && plan.wait.is_some() {
+            return Ok(Ensured::Busy {
+                status: busy_status(&plan, &observed),
+                stages,
+                woken: self.wait_for(observed_lb_id(&observed).as_deref(), service),
+            });
+        }
+        if plan.publishable() {
+            // Only bookkeeping left (or nothing): the IP is published first, the bookkeeping
+            // follows in `after_publish`, and the print is taken from the state after it.
+            let bookkeeping = plan.after_publish();
+            let print = if bookkeeping.is_empty() {
+                Some(drift::print(&observed, &spec.cluster_tag))
+            } else {
+                self.deferred
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(status::key(service), (observed, bookkeeping));
+                None
+            };
             return Ok(Ensured::Ready {
                 published: published(&plan),
                 notices,
                 stages,
-                print: Some(drift::print(&observed, &spec.cluster_tag)),
+                follow_up: print.is_none(),
+                print,
             });
         }
         let created = creates_lb(&plan);
@@ -721,6 +738,10 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             }
         };
         let key = status::key(service);
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
         if let Some(known) = self.known_state(&key, &spec) {
             let plan = model::plan(&spec, &known.observed);
             // Only a plan that needs nothing but what this state is sure of: converged (with
@@ -728,7 +749,7 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             // is decided on a fresh observation.
             let conclusive = plan.invalid.is_empty()
                 && plan.wait.is_none()
-                && if plan.is_empty() {
+                && if plan.publishable() {
                     known.exact
                 } else {
                     plan.runnable()
@@ -847,8 +868,39 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             .map_err(failure)
     }
 
+    async fn after_publish(&self, service: &Service) -> Result<Option<CloudPrint>, Failure> {
+        let key = status::key(service);
+        let Some((observed, steps)) = self
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key)
+        else {
+            return Ok(None);
+        };
+        self.cloud.execute(&steps).await.map_err(failure)?;
+        debug!(service = %key, steps = ?steps.iter().map(describe).collect::<Vec<_>>(), "bookkeeping after the IP was published");
+        // Tags are exactly what the request said: the state after them needs no read.
+        let done = Plan {
+            steps: steps
+                .into_iter()
+                .map(|step| model::PlannedStep {
+                    gate: model::Gate::AfterPublish,
+                    step,
+                })
+                .collect(),
+            ..Plan::default()
+        };
+        let tag = model::naming::cluster_tag(&self.context().env.cluster_uid);
+        Ok(Some(drift::print(&model::apply(&done, &observed), &tag)))
+    }
+
     async fn delete(&self, service: &Service) -> Result<Deleted, Failure> {
         self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&status::key(service));
+        self.deferred
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&status::key(service));
@@ -1122,7 +1174,16 @@ mod tests {
     ) -> (Published, u32) {
         for pass in 1..=30 {
             match p.ensure(svc, nodes).await.unwrap() {
-                Ensured::Ready { published, .. } => return (published, pass),
+                Ensured::Ready {
+                    published,
+                    follow_up,
+                    ..
+                } => {
+                    if follow_up {
+                        p.after_publish(svc).await.unwrap();
+                    }
+                    return (published, pass);
+                }
                 Ensured::Invalid { problems } => panic!("invalid: {problems:?}"),
                 _ => {}
             }
@@ -1215,15 +1276,34 @@ mod tests {
         let source = CloudProgress(cloud.clone());
         assert_eq!(p.watcher.tick(&source, "tag").await.len(), 1);
         assert_eq!(wakeups.try_recv().ok(), Some(status::key(&svc)));
+        let tags = || {
+            cloud
+                .executed
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| matches!(s, Step::TagFloatingIp { .. }))
+                .count()
+        };
         let Ensured::Ready {
-            published, print, ..
+            published,
+            print,
+            follow_up,
+            ..
         } = p.ensure(&svc, &nodes).await.unwrap()
         else {
             panic!("converged on the known state")
         };
         assert!(published.ingress[0].ip.is_some(), "{published:?}");
+        assert!(
+            follow_up && print.is_none() && tags() == 0,
+            "the FIP's tag waits until the IP is published"
+        );
+        let print = p.after_publish(&svc).await.unwrap();
         assert!(print.is_some(), "real ids: the drift print is taken");
+        assert_eq!(tags(), 1);
         assert_eq!(*cloud.observes.lock().unwrap(), reads, "no read");
+        assert_eq!(p.after_publish(&svc).await.unwrap(), None, "done once");
         // The known state serves one pass: the next one (a resync's) observes again.
         assert!(matches!(
             p.ensure(&svc, &nodes).await.unwrap(),
@@ -1698,10 +1778,17 @@ mod tests {
         };
         let executed = cloud.executed.lock().unwrap().len();
         let tag = model::naming::cluster_tag("uid-1");
+        // Bookkeeping: the (unchanged) status is published first, the tag follows.
         match p.ensure(&svc, &nodes).await.unwrap() {
-            Ensured::Progressed { steps, created, .. } => {
-                assert_eq!(steps, vec![format!("tag_floating_ip {fip}")]);
-                assert!(!created);
+            Ensured::Ready {
+                published: now,
+                follow_up,
+                ..
+            } => {
+                assert!(follow_up);
+                assert_eq!(now, published);
+                assert_eq!(cloud.executed.lock().unwrap().len(), executed);
+                assert!(p.after_publish(&svc).await.unwrap().is_some());
             }
             other => panic!("{other:?}"),
         }

@@ -33,6 +33,10 @@ struct Calls {
 #[derive(Default)]
 struct Fake {
     calls: Mutex<HashMap<String, Calls>>,
+    /// Set: Services annotated `test/follow-up` are Ready with bookkeeping left, and
+    /// `after_publish` records whether the apiserver already showed their IP.
+    apiserver: Mutex<Option<Client>>,
+    follow_ups: Mutex<Vec<(String, bool)>>,
 }
 
 fn key(s: &Service) -> String {
@@ -142,7 +146,34 @@ impl LoadBalancers for Fake {
                 fip_attached: true,
             },
             print: None,
+            follow_up: ann.contains_key("test/follow-up")
+                && self.apiserver.lock().unwrap().is_some(),
         })
+    }
+
+    async fn after_publish(&self, service: &Service) -> Result<Option<CloudPrint>, Failure> {
+        let client = self.apiserver.lock().unwrap().clone();
+        let Some(client) = client else {
+            return Ok(None);
+        };
+        let api: Api<Service> = Api::namespaced(
+            client,
+            service.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        let now = api
+            .get(service.metadata.name.as_deref().unwrap_or_default())
+            .await
+            .map_err(|e| Failure::cloud(e.to_string()))?;
+        let published = now
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|l| l.ingress)
+            .is_some_and(|i| !i.is_empty());
+        self.follow_ups
+            .lock()
+            .unwrap()
+            .push((key(service), published));
+        Ok(Some(CloudPrint::default()))
     }
 
     async fn delete(&self, service: &Service) -> Result<Deleted, Failure> {
@@ -284,6 +315,7 @@ async fn engine_against_a_real_apiserver() {
     namespace(&client, ns).await;
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let fake = Arc::new(Fake::default());
+    *fake.apiserver.lock().unwrap() = Some(client.clone());
     let (stop, task, health) = spawn_engine(client.clone(), fake.clone(), settings(None));
     wait_for("caches synced", LIMIT, || {
         let h = health.clone();
@@ -297,7 +329,7 @@ async fn engine_against_a_real_apiserver() {
             &PostParams::default(),
             &lb_service(
                 "web",
-                json!({"metadata": {"annotations": {"test/role": "a"}}}),
+                json!({"metadata": {"annotations": {"test/role": "a", "test/follow-up": "1"}}}),
             ),
         )
         .await
@@ -363,6 +395,11 @@ async fn engine_against_a_real_apiserver() {
     assert!(
         reasons.iter().any(|(r, _)| r == "EnsuringLoadBalancer"),
         "{reasons:?}"
+    );
+    // The bookkeeping ran once, and only after the IP was written.
+    assert_eq!(
+        *fake.follow_ups.lock().unwrap(),
+        vec![("e1/web".to_string(), true)]
     );
 
     // Our own writes do not cause further cloud passes once converged.
@@ -657,6 +694,7 @@ impl LoadBalancers for Drifting {
             notices: vec![],
             stages: Stages::default(),
             print: Some(CloudPrint::default()),
+            follow_up: false,
         })
     }
 

@@ -403,7 +403,6 @@ impl Sim {
                 address,
                 port,
                 description,
-                tags,
                 ..
             } => {
                 let addr = address
@@ -417,7 +416,7 @@ impl Sim {
                     port_id,
                     fixed_ip_address: None,
                     description: description.clone(),
-                    tags: tags.clone(),
+                    tags: Vec::new(),
                 });
             }
             Step::AssociateFloatingIp { fip, port } => {

@@ -195,8 +195,13 @@ fn attached_fip_of_ours_without_the_cluster_tag_gets_it_and_nothing_else() {
     let p = plan(&spec, &observed);
     assert_eq!(ops(&p), vec!["tag_floating_ip"]);
     assert_eq!(tag_steps(&p), vec![(fip.clone(), spec.cluster_tag.clone())]);
-    assert_eq!(p.steps[0].gate, Gate::Now, "Neutron only: no Octavia lock");
+    assert_eq!(
+        p.steps[0].gate,
+        Gate::AfterPublish,
+        "bookkeeping: after the IP is published"
+    );
     assert!(!p.steps[0].step.takes_lb_lock());
+    assert!(p.publishable());
     assert!(p.status.is_some(), "the address is already known");
     // Applied: converged, the tag is on the FIP, and applying it again changes nothing.
     let after = apply(&p, &observed);
@@ -225,7 +230,7 @@ fn attached_fip_of_ours_without_the_cluster_tag_gets_it_and_nothing_else() {
 }
 
 #[test]
-fn a_busy_lb_does_not_hold_back_the_tag() {
+fn the_tag_waits_until_the_status_can_be_published() {
     let spec = want(&svc_with(&[])).expect("ok");
     let mut observed = untagged_fip(&spec);
     if let Some(lb) = observed.load_balancer.as_mut() {
@@ -233,7 +238,16 @@ fn a_busy_lb_does_not_hold_back_the_tag() {
     }
     let p = plan(&spec, &observed);
     assert_eq!(ops(&p), vec!["tag_floating_ip"]);
-    assert_eq!(p.runnable().len(), 1);
+    assert!(p.runnable().is_empty() && !p.publishable(), "{p:?}");
+    // Behind every other step too: a create plan ends with no tag (the FIP has no id yet),
+    // and the next one, once everything exists, is the tag alone.
+    let empty = Observed::default();
+    let create = plan(&spec, &empty);
+    assert!(tag_steps(&create).is_empty(), "{:?}", ops(&create));
+    let built = apply(&create, &empty);
+    let next = plan(&spec, &built);
+    assert_eq!(ops(&next), vec!["tag_floating_ip"]);
+    assert!(next.publishable() && next.status.is_some(), "{next:?}");
 }
 
 #[test]

@@ -620,7 +620,6 @@ pub fn api_call(step: &Step, features: Option<&CloudFeatures>) -> ApiCall {
             address,
             port,
             description,
-            tags,
         } => {
             let mut fields = vec![f("floating_network_id", network_id)];
             match (subnet_id, subnet_name_glob) {
@@ -642,14 +641,7 @@ pub fn api_call(step: &Step, features: Option<&CloudFeatures>) -> ApiCall {
                 fields.push(f("port_id", port_text(p)));
             }
             fields.push(f("description", description));
-            let mut c = call("POST", "/v2.0/floatingips".into(), fields);
-            if !tags.is_empty() {
-                c.then = Some(format!(
-                    "PUT /v2.0/floatingips/<new id>/tags {}",
-                    list(tags)
-                ));
-            }
-            c
+            call("POST", "/v2.0/floatingips".into(), fields)
         }
         Step::AssociateFloatingIp { fip, port } => call(
             "PUT",
@@ -1192,6 +1184,11 @@ fn write_steps(s: &mut String, r: &Report, plan: &Plan) {
         let total = plan.steps.len();
         let _ = if now == total {
             writeln!(s, "\nSteps ({total}, all issued on the next pass):")
+        } else if plan.publishable() {
+            writeln!(
+                s,
+                "\nSteps ({total}, bookkeeping issued right after the status with the IP is written):"
+            )
         } else {
             writeln!(
                 s,
@@ -1202,6 +1199,7 @@ fn write_steps(s: &mut String, r: &Report, plan: &Plan) {
             let gate = match st.gate {
                 model::Gate::Now => "now",
                 model::Gate::WhenActive => "when ACTIVE",
+                model::Gate::AfterPublish => "after the IP is published",
             };
             let call = api_call(&st.step, r.features.as_ref());
             let _ = writeln!(s, "  {}. {} [{gate}]", i + 1, title(&st.step));

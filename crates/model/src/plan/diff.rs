@@ -513,7 +513,9 @@ impl<'a> Builder<'a> {
         }
         let mut locked = pending;
         let mut steps = Vec::new();
-        for step in self.neutron.drain(..) {
+        let (bookkeeping, neutron): (Vec<Step>, Vec<Step>) =
+            self.neutron.drain(..).partition(Step::is_bookkeeping);
+        for step in neutron {
             steps.push(PlannedStep {
                 gate: Gate::Now,
                 step,
@@ -536,6 +538,10 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        steps.extend(bookkeeping.into_iter().map(|step| PlannedStep {
+            gate: Gate::AfterPublish,
+            step,
+        }));
         self.plan.steps = steps;
         self.plan.status = lb.and_then(|lb| status(self.spec, observed, lb));
         self.plan

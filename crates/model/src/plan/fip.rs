@@ -68,7 +68,6 @@ pub(super) fn fip_steps(
         address,
         port: Some(port),
         description: spec.fip_description.clone(),
-        tags: vec![spec.cluster_tag.clone()],
     };
     match &spec.floating_ip {
         FipIntent::None => {

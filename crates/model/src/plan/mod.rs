@@ -64,6 +64,10 @@ pub enum Gate {
     /// Needs the load balancer ACTIVE: an earlier step (or the current state) holds the
     /// Octavia lock. The executor stops here, re-observes and re-plans.
     WhenActive,
+    /// Bookkeeping the Service's status does not depend on (see [`Step::is_bookkeeping`]):
+    /// runs once everything else is done and the status with the address is written, so it
+    /// never delays the external IP. Always last in a plan.
+    AfterPublish,
 }
 
 /// One step of a plan with its gate.
@@ -224,7 +228,9 @@ pub enum Step {
         monitor: String,
     },
     /// POST /v2.0/floatingips, attached at once when `port` is given. `address` asks for a
-    /// specific address. Found again by `description` + `tags` after a crash.
+    /// specific address. Neutron refuses `tags` in this body, so the cluster tag follows as a
+    /// [`Step::TagFloatingIp`] after the IP is published; until then the FIP is found again by
+    /// its `description`.
     CreateFloatingIp {
         network_id: String,
         subnet_id: Option<String>,
@@ -233,7 +239,6 @@ pub enum Step {
         address: Option<IpAddr>,
         port: Option<PortRef>,
         description: String,
-        tags: Vec<String>,
     },
     /// PUT /v2.0/floatingips/{id} with port_id (and our description/tags when we adopt it
     /// as ours, None for a user's FIP).
@@ -249,9 +254,9 @@ pub enum Step {
         fip: String,
     },
     /// PUT /v2.0/floatingips/{fip}/tags/{tag}: adds our cluster tag to a FIP of ours that stays
-    /// on the VIP port but lacks it, keeping any other tag; no Octavia lock. Left so by a
-    /// controller that died after the FIP POST committed but before the tag PUT that follows
-    /// it: without the tag, orphan collection (which lists by tag) could never find the FIP.
+    /// on the VIP port but lacks it, keeping any other tag; no Octavia lock. Every FIP we
+    /// create needs it (Neutron takes no tags in the POST), and so does one adopted from OCCM:
+    /// without the tag, orphan collection (which lists by tag) could never find the FIP.
     TagFloatingIp {
         fip: String,
         tag: String,
@@ -365,6 +370,12 @@ impl Step {
         )
     }
 
+    /// Whether this call is bookkeeping that no address depends on, so it waits until the
+    /// Service's status is published ([`Gate::AfterPublish`]).
+    pub fn is_bookkeeping(&self) -> bool {
+        matches!(self, Step::TagFloatingIp { .. })
+    }
+
     /// Whether this call writes a floating IP.
     pub fn is_fip_write(&self) -> bool {
         matches!(
@@ -464,13 +475,31 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// The leading steps that may run now (up to, not including, the first `WhenActive`).
+    /// The leading steps that may run now (up to, not including, the first step gated
+    /// `WhenActive` or `AfterPublish`).
     pub fn runnable(&self) -> &[PlannedStep] {
         let end = self
             .steps
             .iter()
-            .position(|s| s.gate == Gate::WhenActive)
+            .position(|s| s.gate != Gate::Now)
             .unwrap_or(self.steps.len());
         &self.steps[..end]
+    }
+
+    /// The status can be published now: nothing but bookkeeping is left (or nothing at all)
+    /// and the load balancer is not busy.
+    pub fn publishable(&self) -> bool {
+        self.invalid.is_empty()
+            && self.wait.is_none()
+            && self.steps.iter().all(|s| s.gate == Gate::AfterPublish)
+    }
+
+    /// The bookkeeping steps that run once the status is published.
+    pub fn after_publish(&self) -> Vec<Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.gate == Gate::AfterPublish)
+            .map(|s| s.step.clone())
+            .collect()
     }
 }

@@ -268,12 +268,19 @@ pub(super) fn plan_v1(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
     if !plan.invalid.is_empty() {
         return plan;
     }
-    plan.steps = steps
+    // The FIP's cluster tag waits until the address is published (as with Octavia).
+    let (bookkeeping, now): (Vec<Step>, Vec<Step>) =
+        steps.into_iter().partition(Step::is_bookkeeping);
+    plan.steps = now
         .into_iter()
         .map(|step| PlannedStep {
             gate: Gate::Now,
             step,
         })
+        .chain(bookkeeping.into_iter().map(|step| PlannedStep {
+            gate: Gate::AfterPublish,
+            step,
+        }))
         .collect();
     plan.load_balancer_id = pool.map(|p| p.id.clone());
     // Nothing left to call but the pool or VIP still PENDING_*: the address does not carry
@@ -399,6 +406,13 @@ mod tests {
         .expect("valid on v1")
     }
 
+    /// `observed` after the bookkeeping that follows the published IP.
+    fn settled(s: &crate::spec::LoadBalancerSpec, observed: Observed) -> Observed {
+        let follow_up = plan(s, &observed);
+        assert!(follow_up.publishable(), "{:?}", ops(&follow_up));
+        apply(&follow_up, &observed)
+    }
+
     #[test]
     fn creates_bottom_up_then_nothing_then_deletes_everything() {
         let s = spec(json!({}), "Cluster");
@@ -416,11 +430,13 @@ mod tests {
         );
         let mut after = apply(&p, &Observed::default());
         let again = plan(&s, &after);
-        assert!(again.steps.is_empty(), "{:?}", ops(&again));
+        assert_eq!(ops(&again), ["tag_floating_ip"]);
         assert!(
-            again.status.is_some(),
-            "the FIP on the VIP port is published"
+            again.publishable() && again.status.is_some(),
+            "the FIP on the VIP port is published before it is tagged"
         );
+        after = apply(&again, &after);
+        assert!(plan(&s, &after).steps.is_empty());
         // While the VIP is still being provisioned the address carries no traffic: wait.
         after.v1.as_mut().unwrap().vip.as_mut().unwrap().status = "PENDING_CREATE".into();
         let busy = plan(&s, &after);
@@ -455,14 +471,17 @@ mod tests {
             })
             .expect("a monitor for externalTrafficPolicy: Local");
         assert_eq!(monitor, "TCP");
-        let after = apply(&p, &Observed::default());
+        let after = settled(&s, apply(&p, &Observed::default()));
         assert!(plan(&s, &after).steps.is_empty(), "the TCP monitor is kept");
     }
 
     #[test]
     fn a_pool_cannot_be_shared() {
         let own = spec(json!({}), "Cluster");
-        let mut ours = apply(&plan(&own, &Observed::default()), &Observed::default());
+        let mut ours = settled(
+            &own,
+            apply(&plan(&own, &Observed::default()), &Observed::default()),
+        );
         let pool_id = "6f0c5a8e-3d4b-4b8e-9a55-1b2c3d4e5f60";
         let v1 = ours.v1.as_mut().unwrap();
         v1.pool.as_mut().unwrap().id = pool_id.into();

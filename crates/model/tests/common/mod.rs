@@ -152,14 +152,27 @@ pub fn want(svc: &Service) -> Result<model::LoadBalancerSpec, Vec<Invalid>> {
     desired(svc, &nodes(3), &config(), &features(), &env())
 }
 
-/// The cloud after creating `svc` from scratch.
+/// The cloud after creating `svc` from scratch, the bookkeeping that follows the published
+/// IP (the FIP's cluster tag) included.
 pub fn created(spec: &model::LoadBalancerSpec) -> Observed {
     let empty = Observed {
         project_id: Some(PROJECT.to_string()),
         node_ports: node_ports(5),
         ..Default::default()
     };
-    apply(&plan(spec, &empty), &empty)
+    settle(spec, apply(&plan(spec, &empty), &empty))
+}
+
+/// `observed` after the bookkeeping its plan leaves for after the IP is published; it must
+/// be all that is left.
+pub fn settle(spec: &model::LoadBalancerSpec, observed: Observed) -> Observed {
+    let follow_up = plan(spec, &observed);
+    assert!(
+        follow_up.publishable(),
+        "only bookkeeping may follow: {:?}",
+        follow_up.steps
+    );
+    apply(&follow_up, &observed)
 }
 
 // ---- fixture catalogue ----
