@@ -149,6 +149,17 @@ impl Error {
     }
 }
 
+impl Error {
+    /// An answer that cannot be decoded. The decoder's text quotes the offending value, which
+    /// can be as large as the answer: it is shortened like an error body.
+    pub fn decode(op: Op, message: impl AsRef<str>) -> Error {
+        Error::Decode {
+            op,
+            message: shorten(message.as_ref()),
+        }
+    }
+}
+
 /// What an error body said, whichever service wrote it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CloudMessage {

@@ -120,13 +120,15 @@ pub async fn list_all<T: DeserializeOwned>(
             .get(collection)
             .cloned()
             .unwrap_or(Value::Array(Vec::new()));
-        let page: Vec<T> = serde_json::from_value(items).map_err(|e| Error::Decode {
-            op: crate::error::Op {
-                method: "GET".into(),
-                service: service.into(),
-                path: path.into(),
-            },
-            message: format!("{collection}: {e}"),
+        let page: Vec<T> = serde_json::from_value(items).map_err(|e| {
+            Error::decode(
+                crate::error::Op {
+                    method: "GET".into(),
+                    service: service.into(),
+                    path: path.into(),
+                },
+                format!("{collection}: {e}"),
+            )
         })?;
         let empty = page.is_empty();
         out.extend(page);

@@ -200,10 +200,8 @@ pub struct Response {
 
 impl Response {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
-            op: self.op.clone(),
-            message: e.to_string(),
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::decode(self.op.clone(), e.to_string()))
     }
     pub fn op(&self) -> &Op {
         &self.op
@@ -411,10 +409,7 @@ impl Session {
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
             .map(Secret::new)
-            .ok_or_else(|| Error::Decode {
-                op: op.clone(),
-                message: "no X-Subject-Token header in the answer".into(),
-            })?;
+            .ok_or_else(|| Error::decode(op.clone(), "no X-Subject-Token header in the answer"))?;
         let body: TokenBody = resp.json()?;
         let t = body.token;
         let lifetime = t
@@ -508,10 +503,8 @@ impl Session {
                 .request(req.method.clone(), url.clone())
                 .header("Accept", "application/json");
             if let Some(t) = &token {
-                let mut v = HeaderValue::from_str(t.value.expose()).map_err(|_| Error::Decode {
-                    op: op.clone(),
-                    message: "token is not a valid header value".into(),
-                })?;
+                let mut v = HeaderValue::from_str(t.value.expose())
+                    .map_err(|_| Error::decode(op.clone(), "token is not a valid header value"))?;
                 v.set_sensitive(true);
                 rb = rb.header("X-Auth-Token", v);
             }

@@ -49,14 +49,11 @@ pub struct LbaasV2 {
 }
 
 fn take<T: DeserializeOwned>(v: Value, key: &str, op: &crate::error::Op) -> Result<T> {
-    let inner = v.get(key).cloned().ok_or_else(|| Error::Decode {
-        op: op.clone(),
-        message: format!("no {key:?} in the answer"),
-    })?;
-    serde_json::from_value(inner).map_err(|e| Error::Decode {
-        op: op.clone(),
-        message: format!("{key}: {e}"),
-    })
+    let inner = v
+        .get(key)
+        .cloned()
+        .ok_or_else(|| Error::decode(op.clone(), format!("no {key:?} in the answer")))?;
+    serde_json::from_value(inner).map_err(|e| Error::decode(op.clone(), format!("{key}: {e}")))
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value> {
@@ -188,10 +185,7 @@ impl LbaasV2 {
             })
             .filter(|v| v.major == 2)
             .max()
-            .ok_or_else(|| Error::Decode {
-                op: resp.op().clone(),
-                message: "no v2 entry in the version document".into(),
-            })
+            .ok_or_else(|| Error::decode(resp.op().clone(), "no v2 entry in the version document"))
     }
 
     // --- load balancers -------------------------------------------------------------------
@@ -220,10 +214,8 @@ impl LbaasV2 {
             .await?;
         let op = resp.op().clone();
         let answer: Value = take(resp.json()?, "loadbalancer", &op)?;
-        LoadBalancerTree::from_answer(&answer).map_err(|e| Error::Decode {
-            op,
-            message: format!("loadbalancer: {e}"),
-        })
+        LoadBalancerTree::from_answer(&answer)
+            .map_err(|e| Error::decode(op, format!("loadbalancer: {e}")))
     }
     /// Creates safely under retries: `lookup` (e.g. the name tag + cluster tag) is listed first
     /// and before each repetition; a single match is returned instead of creating a duplicate

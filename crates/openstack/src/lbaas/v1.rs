@@ -181,14 +181,11 @@ pub struct LbaasV1 {
 }
 
 fn take<T: DeserializeOwned>(v: Value, key: &str, op: &crate::error::Op) -> Result<T> {
-    let inner = v.get(key).cloned().ok_or_else(|| Error::Decode {
-        op: op.clone(),
-        message: format!("no {key:?} in the answer"),
-    })?;
-    serde_json::from_value(inner).map_err(|e| Error::Decode {
-        op: op.clone(),
-        message: format!("{key}: {e}"),
-    })
+    let inner = v
+        .get(key)
+        .cloned()
+        .ok_or_else(|| Error::decode(op.clone(), format!("no {key:?} in the answer")))?;
+    serde_json::from_value(inner).map_err(|e| Error::decode(op.clone(), format!("{key}: {e}")))
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value> {
