@@ -364,6 +364,9 @@ class Bench:
             if not proc.alive():
                 raise BenchError(f"{c['label']} exited at start; see {logpath}")
             for n in self.a.sizes:
+                if n > self.a.caps.get(c["id"], n):
+                    res.setdefault("skipped", []).append(n)
+                    continue
                 res["sizes"][str(n)] = self.run_size(c, proc, user, n)
             res["rss_kib"], res["cpu_s"] = proc.usage()
         finally:
@@ -577,6 +580,9 @@ def write_report(results, path, plots_dir):
                 L.append(f"> {c['label']}: {k.replace('_', ' ')}: {c[k]} (swept by the harness).\n")
         if c.get("error"):
             L.append(f"> {c['label']}: **failed**: {c['error']}\n")
+        if c.get("skipped"):
+            L.append(f"> {c['label']}: not run at N = {', '.join(map(str, c['skipped']))} (--cap; "
+                     "\"—\" in the tables).\n")
     if results.get("plots"):
         L.append("## Plots\n")
         for p in results["plots"]:
@@ -644,7 +650,16 @@ def main():
     ap.add_argument("--machine", default="")
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--plots", action="store_true")
+    ap.add_argument("--cap", action="append", default=[],
+                    help="CONTENDER=N: skip sizes above N for that contender (OCCM with 1 worker "
+                         "is sequential: 300 Services take it ~30 min each way)")
     a = ap.parse_args()
+    a.caps = {}
+    for cap in a.cap:
+        cid, _, n = cap.partition("=")
+        if cid not in CONTENDERS or not n.isdigit():
+            ap.error(f"--cap takes CONTENDER=N with CONTENDER one of {', '.join(CONTENDERS)} (got {cap!r})")
+        a.caps[cid] = int(n)
     a.sizes = [int(x) for x in a.sizes.split(",") if x]
     a.node_sizes = [int(x) for x in a.node_sizes.split(",") if x]
     a.delay_max = max(a.delay_max, a.delay)

@@ -3,10 +3,11 @@
 # other, against one sandbox cloud and one local kube-apiserver. See bench/README.md.
 #
 #   bench/run.sh                      the baseline set: N = 1,10,50, node change under 10, D = 5s
-#   bench/run.sh --full               N = 1,10,50,100,300, node change under 100
+#   bench/run.sh --full               N = 1,10,50,100,300, node change under 100 (OCCM@1 up to 50)
 #   bench/run.sh --quick              N = 1,3, D = 1s, node change under 3; writes into a temp dir
 #   options: --sizes 1,10 --node-sizes 10 --nodes 3 --delay 5s --delay-max 60s
 #            --contenders occm1,occm10,olbc --label TEXT --out DIR --no-plots --note TEXT
+#            --cap occm1=50 (skip sizes above 50 for that contender)
 #
 # Env: OLBC_BIN (use this openstack-lb-controller binary instead of a release build),
 #      OLBC_OCCM_VERSION, OLBC_CACHE_DIR, plus what hack/control-plane.sh understands.
@@ -18,7 +19,7 @@ CACHE_ROOT=${OLBC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openstack-lb-contro
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 sizes=1,10,50
 node_sizes=10
@@ -32,10 +33,11 @@ out=
 plots=true
 quick=false
 notes=()
+caps=()
 while (($#)); do
   case $1 in
     --quick) quick=true; sizes=1,3; node_sizes=3; delay=1s; shift ;;
-    --full) sizes=1,10,50,100,300; node_sizes=100; shift ;;
+    --full) sizes=1,10,50,100,300; node_sizes=100; caps+=(--cap occm1=50); shift ;;
     --sizes) sizes=$2; shift 2 ;;
     --node-sizes) node_sizes=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
@@ -45,6 +47,7 @@ while (($#)); do
     --label) label=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --note) notes+=(--note "$2"); shift 2 ;;
+    --cap) caps+=(--cap "$2"); shift 2 ;;
     --no-plots) plots=false; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
@@ -175,7 +178,7 @@ rc=0
   --cloud-conf "$work/cloud.conf" --work "$work" --out-dir "$out" --olbc-bin "$olbc_bin" \
   --occm-bin "$occm_bin" --contenders "$contenders" --sizes "$sizes" --node-sizes "$node_sizes" \
   --nodes "$nodes" --node-octet "$node_octet" --delay "$delay_s" --delay-max "$delay_max_s" \
-  --timeout "$timeout_s" --label "$label" --machine "$machine" "${notes[@]+"${notes[@]}"}" \
+  --timeout "$timeout_s" --label "$label" --machine "$machine" "${notes[@]+"${notes[@]}"}" "${caps[@]+"${caps[@]}"}" \
   "${plot_flag[@]+"${plot_flag[@]}"}" &
 driver_pid=$!
 wait "$driver_pid" || rc=$?
