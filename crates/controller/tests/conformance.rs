@@ -321,8 +321,13 @@ async fn shared(w: &World) {
     // collected within the scenario.
     let mut controller = w.start_controller(&["--resync-period", "5s", "--orphan-grace", "1s"]);
     controller.wait_ready(READY).await;
-    w.create_service(lb_service("a", &[("http", 80)], json!({})))
-        .await;
+    // The owner's consent, for every namespace (the Services here share one).
+    w.create_service(lb_service(
+        "a",
+        &[("http", 80)],
+        json!({"loadbalancer.openstack.org/shared-with": "*"}),
+    ))
+    .await;
     let lb = w.wait_lb_active("a").await;
     let ip = wait_exposed(w, "a", &lb).await;
     let b = w

@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 
 const FAST: Duration = Duration::from_millis(300);
 const LB_ID: &str = "loadbalancer.openstack.org/load-balancer-id";
+/// The owner's consent to be joined (the Services here all live in the test namespace).
+const SHARED_WITH: &str = "loadbalancer.openstack.org/shared-with";
 type Nodes = [(&'static str, &'static str); 2];
 const NODES: Nodes = [("sh-1", "127.100.44.11"), ("sh-2", "127.100.44.12")];
 const LB_A: &str = "kube_service_kubernetes_share_a";
@@ -134,7 +136,9 @@ async fn two_services_share_one_load_balancer_by_load_balancer_id() {
     controller.wait_ready(LIMIT).await;
 
     // A: a LB of its own.
-    let a = env.create_service(service("a", 80, json!({}))).await;
+    let a = env
+        .create_service(service("a", 80, json!({SHARED_WITH: env.namespace})))
+        .await;
     let mut backends = backends_for(&a, &NODES, "svc-a").await;
     let ip = env.wait_ingress_ip("a", LIMIT).await;
     let lb_id = wait_for("A's load-balancer-id", LIMIT, || async {
@@ -348,7 +352,9 @@ async fn deleting_the_owner_first_keeps_the_shared_load_balancer_reachable() {
     }
     let mut controller = env.start_controller(&["--resync-period", "2s", "--orphan-grace", "1s"]);
     controller.wait_ready(LIMIT).await;
-    let a = env.create_service(service("a", 80, json!({}))).await;
+    let a = env
+        .create_service(service("a", 80, json!({SHARED_WITH: env.namespace})))
+        .await;
     let mut backends = backends_for(&a, &OTHER, "svc-a").await;
     let ip = env.wait_ingress_ip("a", LIMIT).await;
     let lb_id = wait_for("A's load-balancer-id", LIMIT, || async {

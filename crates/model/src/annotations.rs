@@ -46,6 +46,9 @@ pub const HOSTNAME: &str = "loadbalancer.openstack.org/hostname";
 pub const NODE_SELECTOR: &str = "loadbalancer.openstack.org/node-selector";
 pub const RECREATE_ON_IMMUTABLE_CHANGE: &str =
     "loadbalancer.openstack.org/recreate-on-immutable-change";
+/// On the Service that owns a load balancer: the namespaces whose Services may join it with
+/// `load-balancer-id` (`*`: any). Ours, not OCCM's: OCCM lets anyone join.
+pub const SHARED_WITH: &str = "loadbalancer.openstack.org/shared-with";
 
 /// Octavia's upper bound for listener timeouts (one year, in ms).
 const MAX_TIMEOUT_MS: u64 = 31_536_000_000;
@@ -93,6 +96,7 @@ pub struct Annotations {
     pub hostname: Option<String>,
     pub node_selector: Option<Vec<(String, Option<String>)>>,
     pub recreate_on_immutable_change: Option<bool>,
+    pub shared_with: Option<Vec<String>>,
 }
 
 impl Annotations {
@@ -149,6 +153,7 @@ impl Annotations {
         a.hostname = field!(HOSTNAME, parse_hostname);
         a.node_selector = field!(NODE_SELECTOR, parse_selector);
         a.recreate_on_immutable_change = field!(RECREATE_ON_IMMUTABLE_CHANGE, parse_bool);
+        a.shared_with = field!(SHARED_WITH, parse_namespaces);
         if errs.is_empty() {
             Ok(a)
         } else {
@@ -191,6 +196,7 @@ pub fn unknown_keys(map: &BTreeMap<String, String>) -> Vec<String> {
         HOSTNAME,
         NODE_SELECTOR,
         RECREATE_ON_IMMUTABLE_CHANGE,
+        SHARED_WITH,
     ];
     map.keys()
         .filter(|k| k.starts_with(P) && !KNOWN.contains(&k.as_str()))
@@ -232,6 +238,28 @@ fn parse_name(key: &str, v: &str) -> Result<String, Invalid> {
         Err(Invalid::bad_value(key, v, "a non-empty name"))
     } else {
         Ok(v.to_string())
+    }
+}
+
+/// Comma-separated namespace names (DNS-1123 labels) or `*`.
+fn parse_namespaces(key: &str, v: &str) -> Result<Vec<String>, Invalid> {
+    let label = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 63
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !n.starts_with('-')
+            && !n.ends_with('-')
+    };
+    let names: Vec<String> = v.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().all(|n| n == "*" || label(n)) {
+        Ok(names)
+    } else {
+        Err(Invalid::bad_value(
+            key,
+            v,
+            "comma-separated namespace names such as shop,web, or * for every namespace",
+        ))
     }
 }
 

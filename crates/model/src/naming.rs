@@ -7,6 +7,10 @@
 pub const CLUSTER_TAG_PREFIX: &str = "kube-cluster-uid=";
 /// Prefix of every load-balancer name of a Service.
 pub const LB_NAME_PREFIX: &str = "kube_service_";
+/// A load balancer tag that lets the Services of one namespace (or `*`: all) join it with
+/// `load-balancer-id`: written from the owning Service's `shared-with` annotation, or by an
+/// operator on a load balancer made outside Kubernetes.
+pub const SHARED_WITH_TAG_PREFIX: &str = "kube-shared-with=";
 
 /// `kube_service_<cluster>_<namespace>_<name>` (OCCM's scheme). OCCM cuts names at 255
 /// characters, so do we: the same cut keeps adoption working for long names.
@@ -57,6 +61,17 @@ pub fn child_index(kind: &str, child_name: &str, lb_name: &str) -> Option<usize>
         return None;
     }
     index.parse().ok()
+}
+
+pub fn shared_with_tag(namespace: &str) -> String {
+    format!("{SHARED_WITH_TAG_PREFIX}{namespace}")
+}
+
+/// Whether a load balancer's tags let a Service of `namespace` join it.
+pub fn allows_joining(tags: &[String], namespace: &str) -> bool {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix(SHARED_WITH_TAG_PREFIX))
+        .any(|n| n == "*" || n == namespace)
 }
 
 /// The cluster UID carried by a tag list, if any.

@@ -423,6 +423,17 @@ fn shared_lb_never_gets_our_cluster_tag_or_loses_foreign_ones() {
         "metadata: {name: g, namespace: n, annotations: {loadbalancer.openstack.org/load-balancer-id: 6f0c5a8e-3d4b-4b8e-9a55-1b2c3d4e5f60}}\nspec:\n  ports: [{port: 9100, nodePort: 31100}]\n",
     );
     let spec = want(&guest).expect("ok");
+    // Made outside Kubernetes and not opened to namespace n: not joined, nothing touched.
+    let refused = plan(&spec, &observed);
+    assert!(refused.steps.is_empty(), "{:?}", ops(&refused));
+    let why = refused.invalid[0].to_string();
+    assert!(
+        why.contains(a::SHARED_WITH) && why.contains("kube-shared-with=n"),
+        "{why}"
+    );
+    // The operator's consent: the tag on their load balancer.
+    let lb = observed.load_balancer.as_mut().expect("lb");
+    lb.tags.push("kube-shared-with=n".into());
     let p = plan(&spec, &observed);
     let Step::UpdateLoadBalancer {
         tags: Some(tags), ..
@@ -434,6 +445,7 @@ fn shared_lb_never_gets_our_cluster_tag_or_loses_foreign_ones() {
         tags,
         &vec![
             "team=web".to_string(),
+            "kube-shared-with=n".to_string(),
             "kube_service_kubernetes_n_g".to_string()
         ]
     );
@@ -450,7 +462,7 @@ fn shared_lb_never_gets_our_cluster_tag_or_loses_foreign_ones() {
 
 #[test]
 fn deleting_the_owner_of_a_shared_lb_keeps_its_address_for_the_others() {
-    let owner = want(&svc_with(&[])).expect("ok");
+    let owner = want(&svc_with(&[(a::SHARED_WITH, "shop")])).expect("ok");
     let mut observed = created(&owner);
     // The simulated cloud's ids are not UUIDs; the annotation must be one.
     let uuid = "0b7e3a52-8f7c-4d8e-a1b2-3c4d5e6f7a80";
@@ -736,4 +748,42 @@ fn a_load_balancer_ip_of_the_wrong_family_is_refused_before_anything_exists() {
         errs.iter().any(|e| e.to_string().contains("fd00::5")),
         "{errs:?}"
     );
+}
+
+#[test]
+fn shared_with_becomes_a_tag_and_withdrawing_it_removes_only_that_tag() {
+    let open = want(&svc_with(&[(a::SHARED_WITH, "shop, team-b")])).expect("ok");
+    assert!(open.tags.contains(&"kube-shared-with=shop".to_string()));
+    assert!(open.tags.contains(&"kube-shared-with=team-b".to_string()));
+    let mut observed = created(&open);
+    observed
+        .load_balancer
+        .as_mut()
+        .expect("lb")
+        .tags
+        .push("owner=ops".into());
+    assert!(plan(&open, &observed).is_empty());
+    // Consent withdrawn for team-b: its tag goes, every other tag stays.
+    let narrower = want(&svc_with(&[(a::SHARED_WITH, "shop")])).expect("ok");
+    let p = plan(&narrower, &observed);
+    let Step::UpdateLoadBalancer {
+        tags: Some(tags), ..
+    } = &p.steps[0].step
+    else {
+        panic!("{:?}", ops(&p))
+    };
+    assert!(
+        !tags.contains(&"kube-shared-with=team-b".to_string()),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&"kube-shared-with=shop".to_string()));
+    assert!(tags.contains(&"owner=ops".to_string()));
+    // Bad names are refused with the field and the fix.
+    let bad = want(&svc_with(&[(a::SHARED_WITH, "Shop_1")])).expect_err("invalid");
+    assert_eq!(bad[0].field, a::SHARED_WITH);
+    // Without tags there is nowhere to record consent.
+    let f = CloudFeatures::octavia(2, 4, Some("amphora"));
+    let svc = svc_with(&[(a::SHARED_WITH, "shop")]);
+    let e = desired(&svc, &nodes(3), &config(), &f, &env()).expect_err("no tags");
+    assert!(e[0].to_string().contains("2.5"), "{}", e[0]);
 }

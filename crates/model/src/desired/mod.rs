@@ -699,6 +699,14 @@ pub fn desired(
         None
     };
 
+    // Consent to share is a tag on the load balancer: without tags it cannot be given.
+    if let (Some(shared_with), false) = (&a.shared_with, features.tags) {
+        errs.push(Invalid::bad_value(
+            ann::SHARED_WITH,
+            shared_with.join(","),
+            "a cloud whose load balancers take tags (Octavia API 2.5 or later); remove the annotation",
+        ));
+    }
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -709,7 +717,15 @@ pub fn desired(
     Ok(LoadBalancerSpec {
         description: naming::lb_description(&env.cluster_name, &svc.namespace, &svc.name),
         tags: if features.tags {
-            vec![lb_name.clone(), cluster_tag.clone()]
+            [lb_name.clone(), cluster_tag.clone()]
+                .into_iter()
+                .chain(
+                    a.shared_with
+                        .iter()
+                        .flatten()
+                        .map(|ns| naming::shared_with_tag(ns)),
+                )
+                .collect()
         } else {
             Vec::new()
         },

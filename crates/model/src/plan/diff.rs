@@ -258,8 +258,13 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|t| !lb.tags.contains(t))
             .collect();
-        let tags = (!missing.is_empty()).then(|| {
-            let mut all = lb.tags.clone();
+        // Consent withdrawn from the owner's `shared-with`: its tag goes (on our own LB only;
+        // on a shared one the consent is the owner's to give).
+        let withdrawn = |t: &String| {
+            !shared && t.starts_with(naming::SHARED_WITH_TAG_PREFIX) && !wanted_tags.contains(t)
+        };
+        let tags = (!missing.is_empty() || lb.tags.iter().any(withdrawn)).then(|| {
+            let mut all: Vec<String> = lb.tags.iter().filter(|t| !withdrawn(t)).cloned().collect();
             all.extend(missing.into_iter().cloned());
             all
         });
@@ -580,6 +585,23 @@ fn ownership_problem(
     }
     if lb.name == spec.name {
         return None;
+    }
+    // Joining needs the owner's consent (its Service's `shared-with`, or the tag put by hand on
+    // a load balancer made outside Kubernetes): otherwise any namespace could attach listeners
+    // to any load balancer of the project.
+    if !naming::allows_joining(&lb.tags, &spec.service.namespace) {
+        return Some(Invalid::conflict(
+            crate::annotations::LOAD_BALANCER_ID,
+            lb.id.clone(),
+            format!(
+                "a load balancer whose owner lets namespace {ns:?} join: the Service that owns it \
+                 needs the annotation {key}: \"{ns}\" (or \"*\"); on a load balancer made outside \
+                 Kubernetes, the tag {tag}",
+                ns = spec.service.namespace,
+                key = crate::annotations::SHARED_WITH,
+                tag = naming::shared_with_tag(&spec.service.namespace),
+            ),
+        ));
     }
     // A shared LB: room for us, and no port of ours already taken by someone else's listener.
     let sharing: BTreeSet<&str> = lb
