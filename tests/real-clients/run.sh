@@ -60,6 +60,9 @@ fi
 occm=$("$repo/bench/build-occm.sh" --check 2>/dev/null || true)
 if [ -z "$occm" ]; then
   say "NOTE: OCCM is not cached (bench/build-occm.sh builds it once, ~10 min): the OCCM scenario is not run"
+elif ! command -v kubectl >/dev/null; then
+  say "NOTE: kubectl not found (hack/control-plane.sh and the OCCM scenario need it): the OCCM scenario is not run"
+  occm=
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/olbc-real-clients.XXXXXX")
