@@ -82,6 +82,19 @@ impl AllowList {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// `all` split in (not allowed, allowed with the entry's reason).
+    pub fn split(&self, all: Vec<Difference>) -> (Vec<Difference>, Vec<(Difference, String)>) {
+        let mut failing = Vec::new();
+        let mut allowed = Vec::new();
+        for d in all {
+            match self.accepting(&d) {
+                Some(e) => allowed.push((d, e.reason.clone())),
+                None => failing.push(d),
+            }
+        }
+        (failing, allowed)
+    }
+
     /// The entry accepting `d`, if any.
     pub fn accepting(&self, d: &Difference) -> Option<&AllowEntry> {
         self.allow
@@ -154,15 +167,7 @@ pub fn compare_runs(
             }),
         }
     }
-    let mut failing = Vec::new();
-    let mut allowed = Vec::new();
-    for d in all {
-        match allow.accepting(&d) {
-            Some(e) => allowed.push((d, e.reason.clone())),
-            None => failing.push(d),
-        }
-    }
-    (failing, allowed)
+    allow.split(all)
 }
 
 /// Appends the differences between two observations of the same step.

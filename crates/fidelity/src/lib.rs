@@ -6,8 +6,10 @@
 //! - `replay`: runs a catalogue against one target and records an `Observation` per step.
 //! - `shape`: what of a JSON answer is compared (keys, types, enum values).
 //! - `compare`: the differences between two runs, minus the reasoned allow-list.
+//! - `clients`: recordings of real clients (openstack CLI, OCCM) reduced to observations.
 
 pub mod catalogue;
+pub mod clients;
 pub mod compare;
 pub mod replay;
 pub mod shape;

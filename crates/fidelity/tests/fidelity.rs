@@ -258,3 +258,25 @@ fn catalogue_and_allow_list_are_well_formed() {
     let allow = allow_list();
     assert!(allow.allow.len() <= 25, "the allow-list must stay short");
 }
+
+/// The recorded answers of the rig to the real clients (tests/real-clients) hold both
+/// scenarios; the comparison itself runs in tests/real-clients/run.sh (it needs the CLI).
+#[test]
+fn real_clients_recording_is_well_formed() {
+    let path = crate_dir().join("recorded").join("clients-rig.json");
+    let run = fidelity::clients::load(&path, "rig").unwrap();
+    assert!(run.steps.len() > 200, "only {} requests", run.steps.len());
+    for step in [
+        "lb-create ",
+        "occm-create ",
+        "occm-change-node ",
+        "occm-delete ",
+    ] {
+        assert!(
+            run.steps.iter().any(|o| o.name.starts_with(step)),
+            "no {step}request in {}",
+            path.display()
+        );
+    }
+    assert!(run.steps.iter().all(|o| o.status != 0));
+}

@@ -407,6 +407,40 @@ async fn validation_errors_have_octavias_shapes() {
     env.shutdown().await;
 }
 
+/// Found by the openstack CLI and OCCM against real Octavia 19 (docs/fidelity.md): a member
+/// created in a pool without health monitor is answered NO_MONITOR at once, not OFFLINE.
+#[tokio::test]
+async fn new_members_of_unmonitored_pools_are_no_monitor() {
+    let env = start(config(238)).await;
+    let body = json!({"loadbalancer": {
+        "name": "nm", "vip_subnet_id": env.private_subnet,
+        "listeners": [{
+            "name": "l1", "protocol": "TCP", "protocol_port": 80,
+            "default_pool": {"name": "p1", "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN",
+                             "members": [{"address": "127.0.0.11", "protocol_port": 9001}]}
+        }]
+    }});
+    let (status, created) = env.post("/loadbalancers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let lb = &created["loadbalancer"];
+    assert_eq!(
+        lb["pools"][0]["members"][0]["operating_status"],
+        "NO_MONITOR"
+    );
+    let id = lb["id"].as_str().unwrap().to_string();
+    let pool = lb["pools"][0]["id"].as_str().unwrap().to_string();
+    env.wait_lb_active(&id).await;
+    let (status, body) = env
+        .post(
+            &format!("/pools/{pool}/members"),
+            json!({"member": {"address": "127.0.0.12", "protocol_port": 9002}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["member"]["operating_status"], "NO_MONITOR");
+    env.shutdown().await;
+}
+
 #[tokio::test]
 async fn monitors_pools_and_members_validate_and_link() {
     let env = start(config(214)).await;

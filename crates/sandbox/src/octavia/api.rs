@@ -686,7 +686,10 @@ fn plan_pool(
     Ok(pool_id)
 }
 
-fn commit(world: &mut World, project: &str, objs: Vec<NewObj>) {
+fn commit(world: &mut World, project: &str, mut objs: Vec<NewObj>) {
+    // Members last, as Octavia's graph create does: a member's initial operating_status
+    // depends on whether its pool has a monitor.
+    objs.sort_by_key(|n| n.kind == Kind::Member);
     for n in objs {
         world
             .octavia

@@ -191,7 +191,8 @@ impl OctaviaState {
             .count()
     }
 
-    /// Stores a new object in PENDING_CREATE / OFFLINE.
+    /// Stores a new object in PENDING_CREATE / OFFLINE (a member of an unmonitored pool:
+    /// NO_MONITOR).
     pub fn insert(
         &mut self,
         kind: Kind,
@@ -206,7 +207,14 @@ impl OctaviaState {
         attrs.insert("id".into(), Value::from(id.clone()));
         attrs.insert("project_id".into(), Value::from(project));
         attrs.insert("provisioning_status".into(), Value::from(PENDING_CREATE));
-        attrs.insert("operating_status".into(), Value::from(OFFLINE));
+        // Octavia answers a new member of a pool without health monitor NO_MONITOR at once
+        // (single, batch and fully-populated creates alike); everything else starts OFFLINE.
+        let unmonitored = kind == Kind::Member
+            && pool_id
+                .as_deref()
+                .is_some_and(|p| self.monitor_of(p).is_none());
+        let initial = if unmonitored { NO_MONITOR } else { OFFLINE };
+        attrs.insert("operating_status".into(), Value::from(initial));
         attrs.insert("created_at".into(), Value::from(now));
         attrs.insert("updated_at".into(), Value::Null);
         let obj = Obj {
