@@ -179,6 +179,8 @@ if [ "$rig_mode" != none ]; then
     elif ! grep -qE '^test live_rig[a-z_]* \.\.\. ok' "$logs/fidelity-live.log"; then
       failed=$((failed + 1)); failures+=("live fidelity: no live_rig test ran (log: $logs/fidelity-live.log)")
     fi
+    # Real clients (the openstack CLI, OCCM) against the rig and the sandbox (docs/fidelity.md).
+    run_script real-clients-live env OLBC_BIN="$target_dir/debug/openstack-lb-controller" tests/real-clients/run.sh --rig
   fi
 fi
 
