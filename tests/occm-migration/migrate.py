@@ -174,6 +174,7 @@ class Migration:
         return out
 
     def expect(self, what, cond, detail=""):
+        self.figures.setdefault("checks", {})[what] = bool(cond)
         if not cond:
             raise BenchError(f"{what}{': ' + detail if detail else ''}")
         log(f"ok: {what}")
@@ -253,6 +254,7 @@ class Migration:
         self.figures["occm_allowed_cidrs"] = cidrs
         self.figures["ids"] = self.ids(snap)
         self.figures["ips"] = ips
+        self.figures["tags"] = {svc: {"occm": s["lb_tags"] + s["fip_tags"]} for svc, s in snap.items()}
         return snap
 
     def phase2(self, snap1):
@@ -277,6 +279,8 @@ class Migration:
         olbc.stop()
         snap2 = self.snapshot()
         ips2 = self.ingress()
+        for svc, s in snap2.items():
+            self.figures["tags"][svc]["adopted"] = s["lb_tags"] + s["fip_tags"]
         self.expect("same ids after adoption (LB, listeners, pools, members, monitor, FIP)",
                     self.ids(snap2) == self.figures["ids"],
                     json.dumps({"before": self.figures["ids"], "after": self.ids(snap2)}))
@@ -374,8 +378,17 @@ class Migration:
                       f"  {len(p['tag_writes']):>10}  {len(p['other_writes']):>12}")
                 for w in p["other_writes"]:
                     print(f"{'':34}{w}")
+        for svc, t in f.get("tags", {}).items():
+            print(f"{svc:8} tags (LB + FIP): from OCCM {t['occm']} -> after adoption {t.get('adopted')}")
         if "tag_writes_per_service" in f:
             print(f"tag writes per Service by this controller: {f['tag_writes_per_service']}")
+        checks = f.get("checks", {})
+        for k in ("same ids after adoption (LB, listeners, pools, members, monitor, FIP)",
+                  "same external IPs after adoption", "nothing but tags changed on the cloud objects",
+                  "OCCM keeps the same ids", "OCCM keeps the same external IPs",
+                  "no new load balancer or floating IP"):
+            if k in checks:
+                print(f"{k}: {'yes' if checks[k] else 'NO'}")
         if "left" in f:
             print(f"left at the end: {f['left']['loadbalancers']} LBs, "
                   f"{f['left']['floatingips']} FIPs")
