@@ -272,10 +272,6 @@ def per_service(counts, n):
     return {k: round(v / n, 2) for k, v in counts.items()}
 
 
-def writes(c):
-    return c["POST"] + c["PUT"] + c["DELETE"] + c["other"]
-
-
 # ------------------------------------------------------------------ contenders
 def user_cloud_conf(base, path, user, password):
     """Writes `base` (the sandbox's cloud.conf) to `path` with another user, so that user's
