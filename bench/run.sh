@@ -119,46 +119,26 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/olbc-bench.XXXXXX")
 if [[ -z $out ]]; then
   if $quick; then out=$work/report; else out=$repo/bench; fi
 fi
-sandbox_pid=
+# shellcheck source=bench/world.sh
+. bench/world.sh
 driver_pid=
 cleanup() {
   if [[ -n $driver_pid ]] && kill -0 "$driver_pid" 2>/dev/null; then
     kill -TERM "$driver_pid" 2>/dev/null || true # it stops the contender it runs
     wait "$driver_pid" 2>/dev/null || true
   fi
-  if [[ -n $sandbox_pid ]] && kill -0 "$sandbox_pid" 2>/dev/null; then
-    kill -TERM "$sandbox_pid" 2>/dev/null || true
-    wait "$sandbox_pid" 2>/dev/null || true
-  fi
-  hack/control-plane.sh stop --dir "$work/cp" >/dev/null 2>&1 || true
+  world_stop "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Own loopback ranges (not the demo's 127.200/127.100) so a demo or test that runs at the same
-# time binds other addresses; random so two benchmarks rarely share one.
-fip_octet=$((130 + RANDOM % 40))
-node_octet=$((fip_octet + 40))
-sandbox_args=(sandbox --provisioning-delay "$delay" --floating-range "127.$fip_octet.0.0/16"
-  --node-range "127.$node_octet.0.0/16" --env-file "$work/openrc" --cloud-conf "$work/cloud.conf"
+sandbox_args=(--provisioning-delay "$delay"
   --quota floatingip=-1 --quota port=-1 --quota security_group=-1 --quota security_group_rule=-1)
 [[ -n $delay_max ]] && sandbox_args+=(--provisioning-delay-max "$delay_max")
-log "starting the sandbox: $olbc_bin ${sandbox_args[*]}"
-"$olbc_bin" "${sandbox_args[@]}" >"$work/sandbox.out" 2>"$work/sandbox.err" &
-sandbox_pid=$!
-for _ in $(seq 1 300); do
-  [[ -s $work/openrc ]] && break
-  kill -0 "$sandbox_pid" 2>/dev/null || { tail -n 20 "$work/sandbox.err" >&2; die "the sandbox exited at start"; }
-  sleep 0.1
-done
-[[ -s $work/openrc ]] || die "the sandbox was not ready after 30 s (log: $work/sandbox.err)"
-sleep 0.2 # the admin URL line is printed right after the env file is written
-admin_url=$(sed -n 's/^# Admin API.*: \(http[^ ]*\)$/\1/p' "$work/sandbox.out" | head -n1)
-[[ -n $admin_url ]] || die "no admin API URL in $work/sandbox.out"
-
-log "starting the local control plane in $work/cp ..."
-hack/control-plane.sh start --dir "$work/cp" >"$work/cp.env" || die "hack/control-plane.sh start failed"
-kubeconfig=$work/cp/kubeconfig
+world_start "$work" "$olbc_bin" "${sandbox_args[@]}"
+admin_url=$world_admin_url
+kubeconfig=$world_kubeconfig
+node_octet=$world_node_octet
 
 machine="$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -n $label ]] || label="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -175,7 +155,7 @@ timeout_s=$(echo "600 + 8 * $max_n * ($slowest + 1)" | bc)
 
 rc=0
 "$python" bench/bench.py --kubeconfig "$kubeconfig" --sandbox-admin "$admin_url" \
-  --cloud-conf "$work/cloud.conf" --work "$work" --out-dir "$out" --olbc-bin "$olbc_bin" \
+  --cloud-conf "$world_cloud_conf" --work "$work" --out-dir "$out" --olbc-bin "$olbc_bin" \
   --occm-bin "$occm_bin" --contenders "$contenders" --sizes "$sizes" --node-sizes "$node_sizes" \
   --nodes "$nodes" --node-octet "$node_octet" --delay "$delay_s" --delay-max "$delay_max_s" \
   --timeout "$timeout_s" --label "$label" --machine "$machine" "${notes[@]+"${notes[@]}"}" "${caps[@]+"${caps[@]}"}" \
