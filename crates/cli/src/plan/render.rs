@@ -1182,18 +1182,24 @@ fn write_steps(s: &mut String, r: &Report, plan: &Plan) {
     } else {
         let now = plan.runnable().len();
         let total = plan.steps.len();
+        let gated = |g: model::Gate| plan.steps.iter().filter(|s| s.gate == g).count();
         let _ = if now == total {
             writeln!(s, "\nSteps ({total}, all issued on the next pass):")
-        } else if plan.publishable() {
-            writeln!(
-                s,
-                "\nSteps ({total}, bookkeeping issued right after the status with the IP is written):"
-            )
         } else {
-            writeln!(
-                s,
-                "\nSteps ({total}; {now} issued on the next pass, the rest each time the load balancer is ACTIVE again):"
-            )
+            let mut parts = vec![format!("{now} issued on the next pass")];
+            let active = gated(model::Gate::WhenActive);
+            if active > 0 {
+                parts.push(format!(
+                    "{active} each time the load balancer is ACTIVE again"
+                ));
+            }
+            let after = gated(model::Gate::AfterPublish);
+            if after > 0 {
+                parts.push(format!(
+                    "{after} right after the status with the IP is written"
+                ));
+            }
+            writeln!(s, "\nSteps ({total}; {}):", parts.join(", "))
         };
         for (i, st) in plan.steps.iter().enumerate() {
             let gate = match st.gate {
