@@ -5,15 +5,31 @@
 #
 # Last stdout line: the bin directory. All logs go to stderr.
 #
+#   hack/build-control-plane.sh                 build if needed, print the bin dir
+#   hack/build-control-plane.sh --print-bin-dir print the bin dir of the selected versions
+#                                               and exit, built or not (nothing is built)
+#
 # Env:
-#   OLBC_K8S_VERSION   k8s.io/kubernetes version   (default v1.34.4)
+#   OLBC_K8S_VERSION   k8s.io/kubernetes version   (default: OLBC_K8S_DEFAULT_VERSION of
+#                      hack/k8s-versions.env)
 #   OLBC_ETCD_VERSION  go.etcd.io/etcd/server/v3   (default v3.6.16)
 #   OLBC_CACHE_DIR     cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/openstack-lb-controller)
 #   OLBC_GO            go binary (default: `go` on PATH, else /usr/local/go/bin/go)
 #   OLBC_NICE          nice level for the builds (default 10)
 set -euo pipefail
 
-K8S_VERSION=${OLBC_K8S_VERSION:-v1.34.4}
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=k8s-versions.env
+source "$HACK_DIR/k8s-versions.env"
+
+PRINT_ONLY=false
+case ${1:-} in
+  "") ;;
+  --print-bin-dir) PRINT_ONLY=true ;;
+  *) echo "usage: $0 [--print-bin-dir]" >&2; exit 2 ;;
+esac
+
+K8S_VERSION=${OLBC_K8S_VERSION:-$OLBC_K8S_DEFAULT_VERSION}
 ETCD_VERSION=${OLBC_ETCD_VERSION:-v3.6.16}
 CACHE_ROOT=${OLBC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openstack-lb-controller}
 NICE_LEVEL=${OLBC_NICE:-10}
@@ -32,6 +48,11 @@ STAGING_VERSION="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 BIN_DIR="$CACHE_ROOT/control-plane/k8s-${K8S_VERSION#v}-etcd-${ETCD_VERSION#v}/bin"
 
 have_bins() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd ]]; }
+
+if $PRINT_ONLY; then
+  printf '%s\n' "$BIN_DIR"
+  exit 0
+fi
 
 if have_bins; then
   printf '%s\n' "$BIN_DIR"
@@ -142,6 +163,21 @@ build_kube_apiserver() {
 }
 
 # ---------------------------------------------------------------------- etcd
+# etcd does not depend on the Kubernetes version: a binary of the same etcd version cached
+# beside another Kubernetes version is hard-linked (or copied), so an extra Kubernetes version
+# costs only the kube-apiserver build.
+reuse_etcd() {
+  local other
+  for other in "$CACHE_ROOT"/control-plane/k8s-*-etcd-"${ETCD_VERSION#v}"/bin/etcd; do
+    [[ -x $other && $other != "$BIN_DIR/etcd" ]] || continue
+    if ln -f "$other" "$BIN_DIR/etcd" 2>/dev/null || cp -f "$other" "$BIN_DIR/etcd"; then
+      log "etcd $ETCD_VERSION reused from $other"
+      return 0
+    fi
+  done
+  return 1
+}
+
 build_etcd() {
   local dir="$WORK/etcd" etcd_mod tmp
   mkdir -p "$dir"
@@ -164,7 +200,7 @@ build_etcd() {
 }
 
 total_start=$SECONDS
-[[ -x $BIN_DIR/etcd ]] || build_etcd
+[[ -x $BIN_DIR/etcd ]] || reuse_etcd || build_etcd
 [[ -x $BIN_DIR/kube-apiserver ]] || build_kube_apiserver
 log "done in $((SECONDS - total_start))s"
 "$BIN_DIR/etcd" --version >&2 || die "built etcd does not run"

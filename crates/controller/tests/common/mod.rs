@@ -17,34 +17,29 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-/// A directory holding prebuilt kube-apiserver + etcd, if any.
+/// A directory holding prebuilt kube-apiserver + etcd, if any: $OLBC_BIN_DIR, else the cache
+/// dir of the version hack/build-control-plane.sh selects (OLBC_K8S_VERSION, else the default
+/// of hack/k8s-versions.env). Asking the script, rather than taking any cached version, keeps
+/// a test on the pinned version when several versions sit in the cache.
 pub fn bin_dir() -> Option<PathBuf> {
+    let has_bins = |p: &Path| p.join("kube-apiserver").exists() && p.join("etcd").exists();
     if let Ok(dir) = std::env::var("OLBC_BIN_DIR") {
         let p = PathBuf::from(dir);
-        if p.join("kube-apiserver").exists() && p.join("etcd").exists() {
+        if has_bins(&p) {
             return Some(p);
         }
     }
-    let cache = std::env::var("OLBC_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let base = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("openstack-lb-controller")
-        });
-    let root = cache.join("control-plane");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin"))
-        .collect();
-    dirs.sort();
-    dirs.into_iter()
-        .rev()
-        .find(|d| d.join("kube-apiserver").exists() && d.join("etcd").exists())
+    let out = Command::new(repo_root().join("hack/build-control-plane.sh"))
+        .arg("--print-bin-dir")
+        .output()
+        .expect("run hack/build-control-plane.sh --print-bin-dir");
+    assert!(
+        out.status.success(),
+        "hack/build-control-plane.sh --print-bin-dir failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    has_bins(&dir).then_some(dir)
 }
 
 pub struct ControlPlane {
