@@ -377,31 +377,23 @@ async fn converged_service_plans_nothing_and_an_annotation_change_updates_in_pla
 
 /// Prebuilt kube-apiserver + etcd (hack/build-control-plane.sh), if any.
 fn control_plane_bins() -> Option<PathBuf> {
+    let has_bins =
+        |p: &std::path::Path| p.join("kube-apiserver").exists() && p.join("etcd").exists();
     if let Ok(dir) = std::env::var("OLBC_BIN_DIR") {
         let p = PathBuf::from(dir);
-        if p.join("kube-apiserver").exists() && p.join("etcd").exists() {
+        if has_bins(&p) {
             return Some(p);
         }
     }
-    let cache = std::env::var("OLBC_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let base = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("openstack-lb-controller")
-        });
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cache.join("control-plane"))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin"))
-        .collect();
-    dirs.sort();
-    dirs.into_iter()
-        .rev()
-        .find(|d| d.join("kube-apiserver").exists() && d.join("etcd").exists())
+    // The pinned version (hack/k8s-versions.env), not whichever cached one sorts highest.
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../hack/build-control-plane.sh");
+    let out = std::process::Command::new(script)
+        .arg("--print-bin-dir")
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && has_bins(&dir)).then_some(dir)
 }
 
 /// A control plane in `dir`, stopped on drop.
