@@ -157,7 +157,7 @@ rc=0
 "$python" bench/bench.py --kubeconfig "$kubeconfig" --sandbox-admin "$admin_url" \
   --cloud-conf "$world_cloud_conf" --work "$work" --out-dir "$out" --olbc-bin "$olbc_bin" \
   --occm-bin "$occm_bin" --contenders "$contenders" --sizes "$sizes" --node-sizes "$node_sizes" \
-  --nodes "$nodes" --node-octet "$node_octet" --delay "$delay_s" --delay-max "$delay_max_s" \
+  --nodes "$nodes" --node-octet "$node_octet" --sandbox-pid "$world_sandbox_pid" --delay "$delay_s" --delay-max "$delay_max_s" \
   --timeout "$timeout_s" --label "$label" --machine "$machine" "${notes[@]+"${notes[@]}"}" "${caps[@]+"${caps[@]}"}" \
   "${plot_flag[@]+"${plot_flag[@]}"}" &
 driver_pid=$!
