@@ -78,7 +78,6 @@ pub(super) fn pool_settings(cx: &Ctx, f: &mut Findings) -> PoolSettings {
 /// One listener (with its pool) per Service port.
 pub(super) fn build(
     cx: &Ctx,
-    lb_name: &str,
     settings: &PoolSettings,
     allowed_cidrs: &[String],
     traffic: &TrafficPolicy,
@@ -86,7 +85,7 @@ pub(super) fn build(
     members: &Chosen,
     f: &mut Findings,
 ) -> Vec<ListenerSpec> {
-    let a = &cx.a;
+    let (a, lb_name) = (&cx.a, cx.lb_name.as_str());
     let tls_ref = a.default_tls_container_ref.clone();
     let config_tls_ref = cx.lbc.default_tls_container_ref.clone();
     let mut listeners = Vec::new();
@@ -189,7 +188,7 @@ pub(super) fn build(
         {
             insert_headers.insert("X-Forwarded-For".to_string(), "true".to_string());
         }
-        let monitor = monitor::monitor_spec(cx, i, lb_name, pp, traffic, monitor_params);
+        let monitor = monitor::monitor_spec(cx, i, pp, traffic, monitor_params);
         let mon_port = monitor::member_monitor_port(cx, traffic);
         let to_member = |c: &members::Candidate| MemberSpec {
             name: c.name.clone(),

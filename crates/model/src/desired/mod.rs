@@ -53,22 +53,22 @@ pub fn desired(
     env: &Environment,
 ) -> Result<LoadBalancerSpec, Vec<Invalid>> {
     let mut f = Findings::default();
+    // The Service as written, its class, address family and traffic policy.
     let cx = service::read(service, config, features, env, &mut f);
     let place = class::resolve(&cx, &mut f);
     let families = family::decide(&cx, &mut f);
     let internal = cx.a.internal.unwrap_or(cx.lbc.internal_lb);
     let traffic = monitor::traffic_policy(&cx, &mut f);
+    // What this cloud's LBaaS generation and provider cannot do at all.
     generation::check(&cx, &mut f);
+    // Health monitors, and members (with meltdown protection).
     let monitor_params = monitor::params(&cx, &traffic, &mut f);
     let members = members::decide(&cx, nodes, families.first, &place, &mut f);
-
-    let (namespace, name) = (&cx.svc.namespace, &cx.svc.name);
-    let lb_name = naming::lb_name(&env.cluster_name, namespace, name);
+    // Listeners and pools: one each per port, with source ranges as allowed_cidrs.
     let settings = listeners::pool_settings(&cx, &mut f);
     let ranges = source_ranges::decide(&cx, &families, &mut f);
     let listeners = listeners::build(
         &cx,
-        &lb_name,
         &settings,
         &ranges.allowed_cidrs,
         &traffic,
@@ -76,13 +76,14 @@ pub fn desired(
         &members,
         &mut f,
     );
+    // VIP placement, floating IP and what the status shows.
     let mut vip = vip::place(&cx, &place, &families, &mut f);
     let floating_ip = fip::decide(&cx, &place, &families, internal, &mut vip, &mut f);
     let status = fip::status(&cx, internal);
+    // Flavor and availability zone where the cloud has them; the security group; sharing.
     let (flavor_id, availability_zone) = extras::placement(&cx, &mut f);
     let security_group = security_group::spec(
         &cx,
-        &lb_name,
         &listeners,
         &traffic,
         &ranges,
@@ -95,15 +96,16 @@ pub fn desired(
     }
 
     let cluster_tag = naming::cluster_tag(&env.cluster_uid);
+    let (namespace, name) = (&cx.svc.namespace, &cx.svc.name);
     let mut warnings = f.warnings;
     warnings.sort();
     warnings.dedup();
     Ok(LoadBalancerSpec {
         description: naming::lb_description(&env.cluster_name, namespace, name),
-        tags: sharing::tags(&cx, &lb_name, &cluster_tag),
+        tags: sharing::tags(&cx, &cluster_tag),
         fip_description: naming::fip_description(&env.cluster_name, namespace, name),
         cluster_tag,
-        name: lb_name,
+        name: cx.lb_name.clone(),
         service: cx.svc.clone(),
         vip,
         provider: cx.lbc.lb_provider.clone(),

@@ -98,7 +98,6 @@ fn secs(d: std::time::Duration) -> u32 {
 pub(super) fn monitor_spec(
     cx: &Ctx,
     i: usize,
-    lb_name: &str,
     pool: PoolProtocol,
     traffic: &TrafficPolicy,
     p: &MonitorParams,
@@ -118,7 +117,7 @@ pub(super) fn monitor_spec(
     };
     let http = kind == MonitorType::Http;
     Some(MonitorSpec {
-        name: naming::monitor_name(i, lb_name),
+        name: naming::monitor_name(i, &cx.lb_name),
         kind,
         delay: p.delay,
         timeout: p.timeout,

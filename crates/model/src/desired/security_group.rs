@@ -18,7 +18,6 @@ use crate::spec::{
 /// None unless the controller manages security groups.
 pub(super) fn spec(
     cx: &Ctx,
-    lb_name: &str,
     listeners: &[ListenerSpec],
     traffic: &TrafficPolicy,
     ranges: &SourceRanges,
@@ -28,7 +27,7 @@ pub(super) fn spec(
     cx.lbc.manage_security_groups.then(|| {
         group(
             &cx.svc,
-            lb_name,
+            &cx.lb_name,
             cx.env,
             listeners,
             traffic.local_health_port(),

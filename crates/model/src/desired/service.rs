@@ -12,6 +12,7 @@ use crate::config::{CloudConfig, LoadBalancerConfig};
 use crate::environment::Environment;
 use crate::features::CloudFeatures;
 use crate::invalid::{Invalid, Warning, WarningReason};
+use crate::naming;
 use crate::spec::ServiceRef;
 
 /// What every phase of `desired` reads: the Service as parsed, and the cloud and cluster
@@ -23,6 +24,9 @@ pub(super) struct Ctx<'a> {
     pub svc: ServiceRef,
     pub spec: ServiceSpec,
     pub ports: Vec<ServicePort>,
+    /// The load balancer's name (SPEC §4 "Naming and ownership"); its children are named
+    /// after it.
+    pub lb_name: String,
     pub config: &'a CloudConfig,
     pub lbc: &'a LoadBalancerConfig,
     pub features: &'a CloudFeatures,
@@ -78,7 +82,9 @@ pub(super) fn read<'a>(
         f.errs
             .push(Invalid::missing("spec.ports", "at least one port"));
     }
+    let lb_name = naming::lb_name(&env.cluster_name, &svc.namespace, &svc.name);
     Ctx {
+        lb_name,
         raw,
         a,
         svc,

@@ -20,11 +20,11 @@ pub(super) fn check(cx: &Ctx, f: &mut Findings) {
 
 /// The load balancer's tags: its name, the cluster's identity, one per namespace it is
 /// shared with; none where the cloud has no tags.
-pub(super) fn tags(cx: &Ctx, lb_name: &str, cluster_tag: &str) -> Vec<String> {
+pub(super) fn tags(cx: &Ctx, cluster_tag: &str) -> Vec<String> {
     if !cx.features.tags {
         return Vec::new();
     }
-    [lb_name.to_string(), cluster_tag.to_string()]
+    [cx.lb_name.clone(), cluster_tag.to_string()]
         .into_iter()
         .chain(
             cx.a.shared_with
