@@ -15,7 +15,7 @@ use model::doctor::{
 use openstack::lbaas::LbaasV2;
 use openstack::{ListQuery, Neutron, RetryPolicy, Session, SessionOptions};
 
-const LB_SERVICE: &str = "load-balancer";
+const LB_SERVICE: &str = doctor::LOAD_BALANCER_SERVICE;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,7 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let facts = gather(&config, facts).await;
     let report = doctor::evaluate(&config, &facts);
     match args.output {
-        Output::Text => print!("{}", doctor::render_text(&report)),
+        Output::Text => print!("{}", crate::doctor_render::render_text(&report)),
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(if report.would_work {

@@ -313,7 +313,6 @@ async fn connect(
     let api = LoadBalancerApi::detect(&session, config.load_balancer.lbaas)
         .await
         .context("cannot detect the load-balancer service")?;
-    let generation = api.label();
     let provider = config.load_balancer.lb_provider.as_deref();
     let neutron = Neutron::new(&session)
         .await
@@ -359,9 +358,9 @@ async fn connect(
     }
     Ok(Connection {
         cloud,
+        generation: features.generation.label(),
         features,
         env,
-        generation,
     })
 }
 

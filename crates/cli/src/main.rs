@@ -11,6 +11,7 @@ mod cmd_plan;
 mod cmd_run;
 #[cfg(feature = "dev-tools")]
 mod cmd_sandbox;
+mod doctor_render;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -360,7 +360,7 @@ impl<B: LoadBalancers> Engine<B> {
 
     async fn notices(&self, service: &Service, notices: &[Notice]) {
         for n in notices {
-            if n.reason == "MeltdownProtection" {
+            if n.reason == model::WarningReason::MeltdownProtection.as_str() {
                 self.metrics.meltdown();
             }
             self.event(

@@ -301,7 +301,7 @@ fn notices(spec_warnings: &[model::Warning], plan: &Plan) -> Vec<Notice> {
         .iter()
         .chain(plan.warnings.iter())
         .map(|w| Notice {
-            reason: w.reason.clone(),
+            reason: w.reason.to_string(),
             message: w.message.clone(),
         })
         .collect();

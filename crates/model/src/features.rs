@@ -65,6 +65,17 @@ pub enum Generation {
     NeutronV1,
 }
 
+impl Generation {
+    /// How reports name the generation.
+    pub fn label(self) -> &'static str {
+        match self {
+            Generation::Octavia => "Octavia",
+            Generation::NeutronV2 => "Neutron LBaaS v2",
+            Generation::NeutronV1 => "Neutron LBaaS v1",
+        }
+    }
+}
+
 impl From<LbaasGeneration> for Generation {
     fn from(g: LbaasGeneration) -> Self {
         match g {

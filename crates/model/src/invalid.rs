@@ -124,20 +124,91 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// The Event reason of a [`Warning`]. Its text (`as_str`, Display, serde) is the reason
+/// Kubernetes Events carry, so a variant's name must never change: dashboards and alerts
+/// match on it, and the controller counts `MeltdownProtection` as a metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WarningReason {
+    /// A feature the cloud lacks: skipped, never sent.
+    FeatureUnsupported,
+    /// A setting that has no effect on this port's protocol.
+    FeatureNotApplicable,
+    /// An annotation under the controller's prefix that it does not know.
+    UnknownAnnotation,
+    /// A health monitor is created although the Service switched it off (ETP Local).
+    HealthMonitorForced,
+    /// Eligible nodes without an address of the Service's family.
+    NodeWithoutAddress,
+    /// No node is eligible: the pools are emptied as asked.
+    NoEligibleNodes,
+    /// Pools keep their last known members instead of being emptied.
+    MeltdownProtection,
+    /// Source ranges of a family the load balancer cannot apply.
+    SourceRangeIgnored,
+    /// Dual-stack asked for, only the first family served.
+    DualStackPartial,
+    /// The load balancer the Service points at is gone.
+    LoadBalancerMissing,
+    /// The load balancer is in ERROR.
+    LoadBalancerError,
+    /// The load balancer is deleted and created again.
+    RecreatingLoadBalancer,
+}
+
+impl WarningReason {
+    /// The Event reason, exactly as Events have always carried it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningReason::FeatureUnsupported => "FeatureUnsupported",
+            WarningReason::FeatureNotApplicable => "FeatureNotApplicable",
+            WarningReason::UnknownAnnotation => "UnknownAnnotation",
+            WarningReason::HealthMonitorForced => "HealthMonitorForced",
+            WarningReason::NodeWithoutAddress => "NodeWithoutAddress",
+            WarningReason::NoEligibleNodes => "NoEligibleNodes",
+            WarningReason::MeltdownProtection => "MeltdownProtection",
+            WarningReason::SourceRangeIgnored => "SourceRangeIgnored",
+            WarningReason::DualStackPartial => "DualStackPartial",
+            WarningReason::LoadBalancerMissing => "LoadBalancerMissing",
+            WarningReason::LoadBalancerError => "LoadBalancerError",
+            WarningReason::RecreatingLoadBalancer => "RecreatingLoadBalancer",
+        }
+    }
+}
+
+impl fmt::Display for WarningReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Ordered by text, as the reason strings were: warnings are sorted before they become
+// Events, and that order must not depend on where a variant is declared.
+impl Ord for WarningReason {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for WarningReason {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// Something the Service asked for that was skipped or adapted, or a noteworthy decision
 /// (meltdown protection). Emitted as a Warning Event; never blocks the load balancer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Warning {
-    /// Event reason, e.g. `FeatureUnsupported`, `MeltdownProtection`, `ImmutableChange`.
-    pub reason: String,
+    /// Event reason, e.g. `FeatureUnsupported`, `MeltdownProtection`.
+    pub reason: WarningReason,
     /// Human text naming the setting and what happened instead.
     pub message: String,
 }
 
 impl Warning {
-    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(reason: WarningReason, message: impl Into<String>) -> Self {
         Warning {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -145,7 +216,7 @@ impl Warning {
     /// A feature the cloud lacks: skipped, never sent (SPEC §1.2).
     pub fn unsupported(setting: &str, needs: &str, have: &str) -> Self {
         Warning::new(
-            "FeatureUnsupported",
+            WarningReason::FeatureUnsupported,
             format!("{setting} is ignored: it needs {needs}, this cloud offers {have}"),
         )
     }
@@ -160,6 +231,37 @@ impl fmt::Display for Warning {
 #[cfg(test)]
 mod shown_tests {
     use super::*;
+
+    #[test]
+    fn warning_reasons_keep_their_event_text_and_order() {
+        let all = [
+            WarningReason::FeatureUnsupported,
+            WarningReason::FeatureNotApplicable,
+            WarningReason::UnknownAnnotation,
+            WarningReason::HealthMonitorForced,
+            WarningReason::NodeWithoutAddress,
+            WarningReason::NoEligibleNodes,
+            WarningReason::MeltdownProtection,
+            WarningReason::SourceRangeIgnored,
+            WarningReason::DualStackPartial,
+            WarningReason::LoadBalancerMissing,
+            WarningReason::LoadBalancerError,
+            WarningReason::RecreatingLoadBalancer,
+        ];
+        for r in all {
+            assert_eq!(format!("{r:?}"), r.as_str());
+            assert_eq!(r.to_string(), r.as_str());
+            assert_eq!(
+                serde_json::to_value(r).ok(),
+                Some(serde_json::Value::String(r.as_str().to_string()))
+            );
+        }
+        let mut sorted = all;
+        sorted.sort();
+        let mut by_text = all;
+        by_text.sort_by_key(|r| r.as_str());
+        assert_eq!(sorted, by_text);
+    }
 
     #[test]
     fn huge_values_are_cut_and_say_their_size() {

@@ -23,7 +23,7 @@ pub use apply::apply;
 pub use desired::desired;
 pub use environment::Environment;
 pub use features::{CloudFeatures, Generation};
-pub use invalid::{Invalid, InvalidReason, Warning};
+pub use invalid::{Invalid, InvalidReason, Warning, WarningReason};
 pub use observed::Observed;
 pub use plan::{plan, plan_delete, DeleteIntent, Gate, Plan, PlannedStep, Ref, Refusal, Step};
 pub use spec::LoadBalancerSpec;

@@ -420,7 +420,8 @@ fn listener_timeouts() {
     assert!(s
         .warnings
         .iter()
-        .any(|w| w.reason == "FeatureUnsupported" && w.message.contains("timeouts")));
+        .any(|w| w.reason == model::WarningReason::FeatureUnsupported
+            && w.message.contains("timeouts")));
 }
 
 #[test]
@@ -663,7 +664,10 @@ fn source_ranges_dual_stack_keep_the_vip_family_for_allowed_cidrs() {
     svc.spec.as_mut().expect("spec").ip_families = Some(vec!["IPv4".into(), "IPv6".into()]);
     let s = want(&svc).expect("ok");
     assert_eq!(l0(&s).allowed_cidrs, vec!["10.0.0.0/8"]);
-    assert!(s.warnings.iter().any(|w| w.reason == "SourceRangeIgnored"));
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.reason == model::WarningReason::SourceRangeIgnored));
     let mut svc = svc_with(&[(a::SOURCE_RANGES, "2001:db8::/32")]);
     svc.spec.as_mut().expect("spec").ip_families = Some(vec!["IPv4".into(), "IPv6".into()]);
     assert_eq!(
@@ -689,7 +693,8 @@ fn unknown_annotation_of_ours_is_a_warning() {
     assert!(s
         .warnings
         .iter()
-        .any(|w| w.reason == "UnknownAnnotation" && w.message.contains("keep-floating-ip")));
+        .any(|w| w.reason == model::WarningReason::UnknownAnnotation
+            && w.message.contains("keep-floating-ip")));
     // Other prefixes are not ours to judge.
     assert!(ok(&[("example.com/anything", "x")]).warnings.is_empty());
 }

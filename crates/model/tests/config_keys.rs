@@ -231,7 +231,10 @@ fn manage_security_groups() {
     e.lb_source_cidrs = vec!["10.0.0.0/24".parse().expect("cidr")];
     let old = CloudFeatures::octavia(2, 11, Some("amphora"));
     let s = desired(&svc, &nodes(3), &c, &old, &e).expect("ok");
-    assert!(s.warnings.iter().any(|w| w.reason == "FeatureUnsupported"));
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.reason == model::WarningReason::FeatureUnsupported));
     let prefixes: Vec<_> = s
         .security_group
         .expect("sg")

@@ -97,7 +97,7 @@ fn meltdown_keeps_members_and_a_new_pool_gets_the_fallback() {
     assert!(melt
         .warnings
         .iter()
-        .any(|w| w.reason == "MeltdownProtection"));
+        .any(|w| w.reason == model::WarningReason::MeltdownProtection));
     assert!(plan(&melt, &observed).steps.is_empty());
     // A brand-new LB during a meltdown still gets members (the NotReady nodes).
     let p = plan(&melt, &Observed::default());
@@ -338,7 +338,10 @@ fn missing_lb_named_by_load_balancer_id_is_recreated_with_a_warning() {
     .expect("ok");
     let p = plan(&spec, &Observed::default());
     assert_eq!(ops(&p), vec!["create_load_balancer", "create_floating_ip"]);
-    assert!(p.warnings.iter().any(|w| w.reason == "LoadBalancerMissing"));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.reason == model::WarningReason::LoadBalancerMissing));
 }
 
 #[test]
@@ -684,7 +687,8 @@ fn no_node_known_keeps_the_members_and_says_so() {
     assert!(
         spec.warnings
             .iter()
-            .any(|w| w.reason == "MeltdownProtection" && w.message.contains("no Node is known")),
+            .any(|w| w.reason == model::WarningReason::MeltdownProtection
+                && w.message.contains("no Node is known")),
         "{:?}",
         spec.warnings
     );
@@ -697,7 +701,7 @@ fn a_node_selector_that_matches_no_node_is_a_warning() {
     let w = spec
         .warnings
         .iter()
-        .find(|w| w.reason == "NoEligibleNodes")
+        .find(|w| w.reason == model::WarningReason::NoEligibleNodes)
         .expect("a Warning");
     assert!(
         w.message.contains("pool=gpu") && w.message.contains("3 nodes"),

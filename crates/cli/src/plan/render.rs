@@ -143,7 +143,7 @@ impl StatusPreview {
         for w in &plan.warnings {
             p.events.push(EventPreview {
                 type_: "Warning",
-                reason: w.reason.clone(),
+                reason: w.reason.to_string(),
                 message: w.message.clone(),
             });
         }

@@ -1,11 +1,16 @@
-//! Member selection (SPEC §4 "Members"): which nodes back a Service and at which address.
-//! Must not know about pools, ports or the cloud.
+//! Member selection (SPEC §4 "Members"): which nodes back a Service and at which address,
+//! and meltdown protection when none of them is Ready. Must not know about pools, ports or
+//! the cloud.
 
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Node;
 
+use super::class::Placements;
+use super::service::Ctx;
+use super::Findings;
 use crate::config::NetworkingConfig;
+use crate::invalid::{Warning, WarningReason};
 
 /// Label that keeps a node out of every load balancer.
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -131,4 +136,95 @@ pub fn node_address(node: &Node, family: Family, net: &NetworkingConfig) -> Opti
     }
     candidates.sort();
     candidates.first().map(|c| c.2)
+}
+
+/// The members every pool of the Service gets.
+pub(super) struct Chosen {
+    pub nodes: Vec<Candidate>,
+    /// Meltdown protection: pools keep what they have; `nodes` only fill a new pool.
+    pub keep_last_known: bool,
+    /// `member-subnet-id` (annotation > class > config).
+    pub subnet_id: Option<String>,
+}
+
+pub(super) fn decide(
+    cx: &Ctx,
+    nodes: &[Node],
+    family: Family,
+    place: &Placements,
+    f: &mut Findings,
+) -> Chosen {
+    let selector =
+        cx.a.node_selector
+            .clone()
+            .unwrap_or_else(|| cx.lbc.node_selector.clone());
+    let selection = select(nodes, &selector, family, &cx.config.networking);
+    if !selection.without_address.is_empty() {
+        f.warnings.push(Warning::new(
+            WarningReason::NodeWithoutAddress,
+            format!(
+                "nodes without an {} address are not members: {}",
+                if family == Family::V4 { "IPv4" } else { "IPv6" },
+                selection.without_address.join(", ")
+            ),
+        ));
+    }
+    let subnet_id = place.pick(&cx.a.member_subnet_id, |p| &p.member_subnet_id);
+    let (nodes, keep_last_known) =
+        choose_members(&selection, nodes.len(), &selector, &mut f.warnings);
+    Chosen {
+        nodes,
+        keep_last_known,
+        subnet_id,
+    }
+}
+
+/// Ready eligible nodes; if none is Ready although some are eligible, meltdown protection:
+/// keep what the pools have (the NotReady nodes are only the fallback for a new pool). No
+/// Node known at all (a cluster whose Node list is empty or not read yet) is the same case:
+/// an empty list says nothing about where traffic can go. Nodes known but none eligible
+/// (a node-selector that matches none, every node excluded) empties the pools as asked —
+/// never silently.
+fn choose_members(
+    sel: &Selection,
+    nodes_known: usize,
+    selector: &[(String, Option<String>)],
+    warnings: &mut Vec<Warning>,
+) -> (Vec<Candidate>, bool) {
+    if nodes_known == 0 {
+        warnings.push(Warning::new(
+            WarningReason::MeltdownProtection,
+            "no Node is known; keeping the last known members instead of emptying the pools",
+        ));
+        return (Vec::new(), true);
+    }
+    if sel.eligible.is_empty() && sel.without_address.is_empty() {
+        let why = if selector.is_empty() {
+            format!("all {nodes_known} nodes are excluded (label node.kubernetes.io/exclude-from-external-load-balancers, being deleted, or tainted ToBeDeletedByClusterAutoscaler)")
+        } else {
+            let text = selector
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            format!("node-selector {text:?} matches none of the {nodes_known} nodes")
+        };
+        warnings.push(Warning::new(WarningReason::NoEligibleNodes,
+            format!("{why}: the load balancer has no members and sends traffic nowhere; fix the loadbalancer.openstack.org/node-selector annotation or [LoadBalancer] node-selector"),
+        ));
+    }
+    let ready: Vec<Candidate> = sel.ready().cloned().collect();
+    if ready.is_empty() && !sel.eligible.is_empty() {
+        warnings.push(Warning::new(WarningReason::MeltdownProtection,
+            format!(
+                "all {} eligible nodes are NotReady; keeping the last known members instead of emptying the pools",
+                sel.eligible.len()
+            ),
+        ));
+        return (sel.eligible.clone(), true);
+    }
+    (ready, false)
 }

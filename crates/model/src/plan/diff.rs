@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::fip::fip_steps;
+use super::ip::normalize_ip;
 use super::*;
 use crate::features::Generation;
 use crate::invalid::InvalidReason;
@@ -33,7 +34,7 @@ pub fn plan(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
         }
     } else if let Some(id) = &spec.existing_lb_id {
         b.plan.warnings.push(Warning::new(
-            "LoadBalancerMissing",
+            WarningReason::LoadBalancerMissing,
             format!(
                 "load balancer {id} named by load-balancer-id does not exist; creating a new one"
             ),
@@ -48,7 +49,7 @@ pub fn plan(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
         None => b.create(observed, false),
         Some(lb) if lb.provisioning_status == ProvisioningStatus::Error && !shared => {
             b.plan.warnings.push(Warning::new(
-                "LoadBalancerError",
+                WarningReason::LoadBalancerError,
                 format!(
                     "load balancer {} is in ERROR; deleting and recreating it",
                     lb.id
@@ -73,7 +74,7 @@ pub fn plan(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
             };
             if !immutable.is_empty() && spec.recreate_on_immutable_change {
                 b.plan.warnings.push(Warning::new(
-                    "RecreatingLoadBalancer",
+                    WarningReason::RecreatingLoadBalancer,
                     format!(
                         "recreating load balancer {} to change {}",
                         lb.id,
@@ -803,12 +804,4 @@ fn same_sources(have: &[String], want: &[String]) -> bool {
         out
     };
     (admits_all(have) && admits_all(want)) || canonical(have) == canonical(want)
-}
-
-/// Canonical text of an address (`::0001` and `::1` are the same member).
-pub(crate) fn normalize_ip(s: &str) -> String {
-    s.trim()
-        .parse::<std::net::IpAddr>()
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|_| s.trim().to_string())
 }

@@ -3,6 +3,7 @@
 //! keep-floatingip does not protect. A user's FIP is at most detached, never deleted, never
 //! tagged.
 
+use super::ip::normalize_ip;
 use super::{PortRef, Step};
 use crate::invalid::Invalid;
 use crate::naming;
@@ -110,8 +111,7 @@ pub(super) fn fip_steps(
         }
         FipIntent::ByAddress { address, source } => {
             let want = address.to_string();
-            let same =
-                |f: &ObservedFloatingIp| super::diff::normalize_ip(&f.floating_ip_address) == want;
+            let same = |f: &ObservedFloatingIp| normalize_ip(&f.floating_ip_address) == want;
             if attached.iter().any(|f| same(f)) {
                 keep(&attached, out);
                 return;

@@ -7,6 +7,7 @@
 mod delete;
 mod diff;
 mod fip;
+mod ip;
 mod sg;
 mod v1;
 
@@ -17,7 +18,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LbMethod;
-use crate::invalid::{Invalid, Warning};
+use crate::invalid::{Invalid, Warning, WarningReason};
 use crate::spec::{
     ListenerProtocol, ListenerSpec, LoadBalancerStatus, MemberSpec, MonitorSpec, Persistence,
     PoolProtocol, SecurityGroupRule, Timeouts, VipPlacement,

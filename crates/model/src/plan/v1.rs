@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::fip::fip_steps;
+use super::ip::normalize_ip;
 use super::*;
 use crate::features::{V1_LB_METHODS, V1_MONITOR_TYPE};
 use crate::observed::{Observed, ObservedV1};
@@ -61,8 +62,7 @@ pub(super) fn plan_v1(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
             "Octavia or Neutron LBaaS v2",
             "Neutron LBaaS v1; the Service keeps its own pool",
         )),
-        (Some(id), None) => plan.warnings.push(Warning::new(
-            "LoadBalancerMissing",
+        (Some(id), None) => plan.warnings.push(Warning::new(WarningReason::LoadBalancerMissing,
             format!("LBaaS v1 pool {id} named by load-balancer-id is not this Service's; creating its own"),
         )),
         _ => {}
@@ -139,7 +139,7 @@ pub(super) fn plan_v1(spec: &LoadBalancerSpec, observed: &Observed) -> Plan {
                 Members::KeepLastKnown { fallback } => Some(fallback.as_slice()),
             };
             if let Some(target) = target {
-                let key = |a: &str, port: u16| (diff::normalize_ip(a), port);
+                let key = |a: &str, port: u16| (normalize_ip(a), port);
                 let want: BTreeSet<_> = target
                     .iter()
                     .map(|m| key(&m.address.to_string(), m.protocol_port))
@@ -349,7 +349,9 @@ mod tests {
 
     use crate::annotations as ann;
     use crate::config::CloudConfig;
-    use crate::{apply, desired, plan, plan_delete, CloudFeatures, Environment, Observed};
+    use crate::{
+        apply, desired, plan, plan_delete, CloudFeatures, Environment, Observed, WarningReason,
+    };
 
     fn env() -> Environment {
         let mut e = Environment::new("kubernetes", "0b9d3c3e-7f6a-4d51-9a63-2d8f1c0e4a11");
@@ -502,7 +504,7 @@ mod tests {
         assert!(p
             .warnings
             .iter()
-            .any(|w| w.reason == "FeatureUnsupported" && w.message.contains(other)));
+            .any(|w| w.reason == WarningReason::FeatureUnsupported && w.message.contains(other)));
     }
 
     #[test]
@@ -532,7 +534,7 @@ mod tests {
         assert!(p
             .warnings
             .iter()
-            .any(|w| w.reason == "FeatureUnsupported"
+            .any(|w| w.reason == WarningReason::FeatureUnsupported
                 && w.message.contains("manage-security-groups")));
         assert!(!ops(&p).iter().any(|o| o.contains("security_group")));
     }
