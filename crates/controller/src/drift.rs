@@ -11,7 +11,6 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 
 use model::observed::{
@@ -23,8 +22,8 @@ use model::Observed;
 use openstack::ListQuery;
 
 use crate::backend::OwnedKind;
+use crate::cloud::{CloudError, CloudErrorKind, Listing, Resync, SnapshotRequest, Tagged};
 use crate::openstack_cloud::OpenStackCloud;
-use crate::planner::{CloudError, CloudErrorKind, Tagged};
 
 /// The kinds of cloud object a print can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +56,14 @@ impl CloudPrint {
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// The LB lacks the cluster tag: a resync must list load balancers without that filter.
+    pub fn names_untagged_lb(&self) -> bool {
+        self.untagged_lb
+    }
+    /// The print names security-group facts: a resync must list groups and node ports.
+    pub fn names_security(&self) -> bool {
+        self.security
     }
 }
 
@@ -223,14 +230,12 @@ pub fn print(observed: &Observed, cluster_tag: &str) -> CloudPrint {
     p
 }
 
-/// One cluster-wide listing, reduced to the same hashes, plus the tagged objects orphan
-/// collection needs (so both share the same calls).
+/// One cluster-wide listing, reduced to the same hashes.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     entries: HashMap<(Kind, String), u64>,
     /// Port id → its security groups.
     ports: HashMap<String, Vec<String>>,
-    pub tagged: Vec<Tagged>,
     /// Whether groups and ports were listed (else their entries are not compared).
     security: bool,
 }
@@ -283,49 +288,6 @@ impl Snapshot {
     }
 }
 
-/// What one resync listing must cover.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SnapshotRequest {
-    pub cluster_tag: String,
-    pub project_id: Option<String>,
-    /// List load balancers without the tag filter (some print names an untagged one).
-    pub all_load_balancers: bool,
-    /// List tagged security groups and the node ports.
-    pub security_groups: bool,
-    /// The nodes' network, for the node-port listing.
-    pub node_network_id: Option<String>,
-}
-
-impl SnapshotRequest {
-    /// What the given prints need listed.
-    pub fn for_prints<'a>(
-        cluster_tag: String,
-        project_id: Option<String>,
-        node_network_id: Option<String>,
-        prints: impl Iterator<Item = &'a CloudPrint>,
-    ) -> Self {
-        let mut req = SnapshotRequest {
-            cluster_tag,
-            project_id,
-            node_network_id,
-            ..Default::default()
-        };
-        for p in prints {
-            req.all_load_balancers |= p.untagged_lb;
-            req.security_groups |= p.security;
-        }
-        req
-    }
-}
-
-/// The cloud as the resync needs it: one round of list calls.
-pub trait Resync: Send + Sync + 'static {
-    fn snapshot(
-        &self,
-        req: &SnapshotRequest,
-    ) -> impl Future<Output = Result<Snapshot, CloudError>> + Send;
-}
-
 fn cloud_error(e: openstack::Error) -> CloudError {
     CloudError {
         kind: if matches!(e, openstack::Error::QuotaExceeded { .. }) {
@@ -334,6 +296,7 @@ fn cloud_error(e: openstack::Error) -> CloudError {
             CloudErrorKind::Other
         },
         message: e.to_string(),
+        source: Some(std::sync::Arc::new(e)),
     }
 }
 
@@ -427,8 +390,9 @@ mod api {
 }
 
 impl Resync for OpenStackCloud {
-    async fn snapshot(&self, req: &SnapshotRequest) -> Result<Snapshot, CloudError> {
+    async fn snapshot(&self, req: &SnapshotRequest) -> Result<Listing, CloudError> {
         let mut snap = Snapshot::default();
+        let mut tagged = Vec::new();
         let tag = req.cluster_tag.clone();
         let lb_query = if self.features.tags && !req.all_load_balancers {
             ListQuery::new().tags(std::slice::from_ref(&tag))
@@ -444,7 +408,7 @@ impl Resync for OpenStackCloud {
             snap.entries
                 .insert((Kind::LoadBalancer, lb.id.clone()), api::lb(lb));
             if lb.tags.contains(&tag) && lb.provisioning_status != "DELETED" {
-                snap.tagged.push(Tagged {
+                tagged.push(Tagged {
                     kind: OwnedKind::LoadBalancer,
                     id: lb.id.clone(),
                     name_or_description: lb.name.clone(),
@@ -481,7 +445,7 @@ impl Resync for OpenStackCloud {
             snap.entries
                 .insert((Kind::FloatingIp, f.id.clone()), api::fip(&f));
             if f.tags.contains(&tag) {
-                snap.tagged.push(Tagged {
+                tagged.push(Tagged {
                     kind: OwnedKind::FloatingIp,
                     id: f.id.clone(),
                     name_or_description: f.description.clone(),
@@ -515,7 +479,10 @@ impl Resync for OpenStackCloud {
                 snap.security = false;
             }
         }
-        Ok(snap)
+        Ok(Listing {
+            snapshot: snap,
+            tagged,
+        })
     }
 }
 

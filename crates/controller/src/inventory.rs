@@ -6,93 +6,19 @@
 //! batched read of the current state (security groups, `revision_number`) of the node ports a
 //! Service's plan may touch. Must not decide anything about load balancers or Kubernetes.
 
-use std::borrow::Borrow;
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Node;
 use model::observed::ObservedPort;
 use openstack::ListQuery;
 use tracing::{info, warn};
 
+use crate::cloud::{CloudError, CloudErrorKind, Inventory, Scan, ScanRequest};
 use crate::openstack_cloud::OpenStackCloud;
-use crate::planner::{CloudError, CloudErrorKind};
 
 /// Ports read per list call when reading ports by id: keeps the query string short.
 const IDS_PER_CALL: usize = 50;
 /// Nodes outside the listed network looked up one by one at most, per scan.
 const MAX_SINGLE_LOOKUPS: usize = 20;
-
-/// A node as far as the cloud cares: its name and InternalIP.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeAddress {
-    pub name: String,
-    pub ip: IpAddr,
-}
-
-/// The first InternalIP of every Node that has one, sorted by name: the scan's cache key.
-pub fn node_addresses<N: Borrow<Node>>(nodes: &[N]) -> Vec<NodeAddress> {
-    let mut out: Vec<NodeAddress> = nodes
-        .iter()
-        .filter_map(|n| {
-            let n: &Node = n.borrow();
-            let name = n.metadata.name.clone()?;
-            let ip = n
-                .status
-                .as_ref()?
-                .addresses
-                .as_ref()?
-                .iter()
-                .filter(|a| a.type_ == "InternalIP")
-                .find_map(|a| a.address.parse::<IpAddr>().ok())?;
-            Some(NodeAddress { name, ip })
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// What to scan for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ScanRequest {
-    pub nodes: Vec<NodeAddress>,
-    /// Find each node's port (`manage-security-groups`).
-    pub node_ports: bool,
-    /// Find the second family's subnet (dual-stack, the cloud has additional VIPs).
-    pub secondary_subnet: bool,
-    /// Where the primary VIP lives when configured (`subnet-id` / `network-id`); else the
-    /// nodes' own subnet and network are used.
-    pub vip_subnet_id: Option<String>,
-    pub vip_network_id: Option<String>,
-}
-
-/// What a scan found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scan {
-    /// Node name → the id of the Neutron port holding its InternalIP.
-    pub node_ports: BTreeMap<String, String>,
-    /// Every port on the nodes' network with its security groups: how a port of a node that
-    /// left the cluster is still found carrying a Service's group.
-    pub port_groups: BTreeMap<String, Vec<String>>,
-    /// The nodes' network.
-    pub network_id: Option<String>,
-    /// The subnet of the second address family on the VIP network.
-    pub secondary_subnet_id: Option<String>,
-}
-
-/// The cloud as the node scan needs it.
-pub trait Inventory: Send + Sync + 'static {
-    /// Find node ports and/or the secondary subnet with a constant number of list calls.
-    fn scan(&self, req: &ScanRequest) -> impl Future<Output = Result<Scan, CloudError>> + Send;
-
-    /// The current security groups and revision of these ports (gone ones are left out), in
-    /// one list call per [`IDS_PER_CALL`] ids.
-    fn ports(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<ObservedPort>, CloudError>> + Send;
-}
 
 fn cloud_error(e: openstack::Error) -> CloudError {
     let kind = match &e {
@@ -105,6 +31,7 @@ fn cloud_error(e: openstack::Error) -> CloudError {
     CloudError {
         kind,
         message: e.to_string(),
+        source: Some(std::sync::Arc::new(e)),
     }
 }
 
@@ -284,60 +211,7 @@ impl Inventory for OpenStackCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{NodeAddress as K8sAddress, NodeStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use openstack::neutron::Subnet;
-
-    fn node(name: &str, addrs: &[(&str, &str)]) -> Node {
-        Node {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            spec: None,
-            status: Some(NodeStatus {
-                addresses: Some(
-                    addrs
-                        .iter()
-                        .map(|(t, a)| K8sAddress {
-                            type_: t.to_string(),
-                            address: a.to_string(),
-                        })
-                        .collect(),
-                ),
-                ..Default::default()
-            }),
-        }
-    }
-
-    #[test]
-    fn node_addresses_take_the_first_internal_ip_sorted_by_name() {
-        let nodes = vec![
-            node("b", &[("Hostname", "b"), ("InternalIP", "10.0.0.2")]),
-            node(
-                "a",
-                &[("ExternalIP", "1.2.3.4"), ("InternalIP", "10.0.0.1")],
-            ),
-            node("c", &[("Hostname", "c")]),
-            node(
-                "d",
-                &[("InternalIP", "not-an-ip"), ("InternalIP", "fd00::4")],
-            ),
-        ];
-        let got = node_addresses(&nodes);
-        let names: Vec<(&str, String)> = got
-            .iter()
-            .map(|n| (n.name.as_str(), n.ip.to_string()))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("a", "10.0.0.1".to_string()),
-                ("b", "10.0.0.2".to_string()),
-                ("d", "fd00::4".to_string())
-            ]
-        );
-    }
 
     fn subnet(id: &str, v: u8) -> Subnet {
         Subnet {

@@ -25,7 +25,7 @@ use openstack::neutron::{
 use openstack::{LbaasV2, ListQuery, Neutron};
 
 use crate::backend::OwnedKind;
-use crate::planner::{Cloud, CloudError, CloudErrorKind, Executed, Lookup, Tagged};
+use crate::cloud::{describe, Cloud, CloudError, CloudErrorKind, Executed, Lookup, Tagged};
 use crate::watcher::LbProgress;
 
 fn cloud_error(e: openstack::Error) -> CloudError {
@@ -41,14 +41,12 @@ fn cloud_error(e: openstack::Error) -> CloudError {
     CloudError {
         kind,
         message: e.to_string(),
+        source: Some(std::sync::Arc::new(e)),
     }
 }
 
 fn other(message: impl Into<String>) -> CloudError {
-    CloudError {
-        kind: CloudErrorKind::Other,
-        message: message.into(),
-    }
+    CloudError::other(message)
 }
 
 /// A 404 on a delete (or on tagging an object that has gone since) means the object is
@@ -881,7 +879,7 @@ impl OpenStackCloud {
                 None => {
                     return Err(other(format!(
                         "{} is an LBaaS v1 call, but this cloud was not detected as LBaaS v1",
-                        crate::planner::describe(v1_step)
+                        describe(v1_step)
                     )));
                 }
             },
@@ -1030,7 +1028,7 @@ impl Cloud for OpenStackCloud {
                     // The provider's own words, and which settings made the call what it is.
                     e.message = format!(
                         "the load-balancer provider refused {}: {}; it comes from {}: choose a value this provider supports",
-                        crate::planner::describe(step),
+                        describe(step),
                         e.message,
                         step.shaped_by()
                     );
@@ -1380,7 +1378,7 @@ async fn v1_step_run(
         other_step => {
             return Err(other(format!(
                 "{} is not an LBaaS v1 call",
-                crate::planner::describe(other_step)
+                describe(other_step)
             )));
         }
     }

@@ -1,12 +1,11 @@
 //! The production [`LoadBalancers`]: observe the cloud → `model::desired` → `model::plan` →
 //! execute the steps that may run now, one round per pass (DESIGN.md "The reconcile loop").
-//! The cloud is reached only through the small [`Cloud`] trait (observe / execute), so this
-//! logic is tested against a simulated cloud; [`crate::openstack_cloud`] implements it over the
-//! openstack crate. Must not know about HTTP or Kubernetes writes.
+//! The cloud is reached only through the ports of [`crate::cloud`] (observe / execute, node
+//! scan, resync listing), so this logic is tested against a simulated cloud;
+//! [`crate::openstack_cloud`] implements them over the openstack crate. Must not know about HTTP or Kubernetes writes.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -24,110 +23,14 @@ use crate::backend::{
     CloudPrint, Deleted, Ensured, Failure, FailureKind, Ingress, LoadBalancers, Notice, Owned,
     OwnedKind, Published, Resynced, Stages,
 };
-use crate::drift::{self, Resync, SnapshotRequest};
-use crate::inventory::{self, Inventory, NodeAddress, Scan, ScanRequest};
+use crate::cloud::{
+    describe, Cloud, CloudError, CloudErrorKind, Executed, Inventory, Lookup, Resync, Scan,
+    ScanRequest, SnapshotRequest, Tagged,
+};
+use crate::drift;
+use crate::nodes::{self, NodeAddress};
 use crate::status::{self, ANN_LB_ID};
 use crate::watcher::{LbProgress, ProgressSource, Watcher};
-
-/// What to look up for one Service: enough to find its LB, its FIPs and its security group
-/// in one to three GETs.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Lookup {
-    /// `kube_service_<cluster>_<ns>_<name>`.
-    pub lb_name: String,
-    /// `load-balancer-id` (ours written back, or the user's pointer to a shared LB).
-    pub lb_id: Option<String>,
-    /// Description our floating IPs carry.
-    pub fip_description: String,
-    /// A floating IP the Service asks for by address.
-    pub fip_address: Option<String>,
-    /// The per-Service security group's name, when security groups are managed.
-    pub security_group: Option<String>,
-}
-
-/// Why a cloud call failed, as far as the planner cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloudErrorKind {
-    /// 409: the load balancer is locked (PENDING_*) or changed under us; try again later.
-    Conflict,
-    Quota,
-    /// 501: the provider does not support something the request asks for.
-    ProviderRefused,
-    Other,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct CloudError {
-    pub kind: CloudErrorKind,
-    pub message: String,
-}
-
-/// The cloud as the planner needs it.
-pub trait Cloud: Send + Sync + 'static {
-    /// What exists for this Service.
-    fn observe(&self, lookup: &Lookup)
-        -> impl Future<Output = Result<Observed, CloudError>> + Send;
-
-    /// Like `observe`, but may stop after the LB when it is locked (PENDING_*): a caller that
-    /// will only wait needs neither the tree nor the floating IPs. Never used when deleting,
-    /// which must see our floating IPs even while the LB goes.
-    fn observe_unless_locked(
-        &self,
-        lookup: &Lookup,
-    ) -> impl Future<Output = Result<Observed, CloudError>> + Send {
-        self.observe(lookup)
-    }
-    /// Run `steps` in order; each may refer by name to objects created by an earlier one.
-    fn execute(&self, steps: &[Step]) -> impl Future<Output = Result<Executed, CloudError>> + Send;
-
-    /// The provisioning state of the load balancers `ids` for the shared watcher
-    /// ([`crate::watcher`]): one list call of the LBs tagged `cluster_tag` where the cloud can
-    /// list by tag. The default cannot tell, so nothing is watched and Services poll alone.
-    fn lb_progress(
-        &self,
-        cluster_tag: &str,
-        ids: &[String],
-    ) -> impl Future<Output = Result<HashMap<String, LbProgress>, CloudError>> + Send {
-        let _ = (cluster_tag, ids);
-        async {
-            Err(CloudError {
-                kind: CloudErrorKind::Other,
-                message: "this cloud cannot be watched".into(),
-            })
-        }
-    }
-
-    /// Load balancers and floating IPs tagged `cluster_tag` (one list call each).
-    fn list_tagged(
-        &self,
-        cluster_tag: &str,
-    ) -> impl Future<Output = Result<Vec<Tagged>, CloudError>> + Send {
-        let _ = cluster_tag;
-        async { Ok(Vec::new()) }
-    }
-
-    /// Delete a load balancer (cascade) or a floating IP; gone counts as done.
-    fn delete_tagged(
-        &self,
-        kind: OwnedKind,
-        id: &str,
-    ) -> impl Future<Output = Result<(), CloudError>> + Send {
-        let _ = (kind, id);
-        async { Ok(()) }
-    }
-}
-
-/// What one `execute` call brought into existence that later passes need to know about.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Executed {
-    /// The id of the load balancer a `CreateLoadBalancer` step created.
-    pub load_balancer_id: Option<String>,
-    /// Its whole tree as the fully-populated create answered it (`None`: not inlined).
-    pub load_balancer: Option<model::observed::ObservedLoadBalancer>,
-    /// The floating IPs created, as their answers (and tag answers) said.
-    pub floating_ips: Vec<model::observed::ObservedFloatingIp>,
-}
 
 /// Steps that ran in one pass.
 struct Ran {
@@ -152,16 +55,6 @@ impl<C: Cloud> ProgressSource for CloudProgress<C> {
             .await
             .map_err(|e| e.message)
     }
-}
-
-/// A cloud object carrying a cluster-identity tag: its kind, id, and the name (LB) or
-/// description (FIP) that says which Service it was made for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tagged {
-    pub kind: OwnedKind,
-    pub id: String,
-    pub name_or_description: String,
-    pub label: String,
 }
 
 /// `namespace/name` from an LB name `kube_service_<cluster>_<ns>_<name>` (namespaces and
@@ -234,30 +127,6 @@ fn failure(e: CloudError) -> Failure {
             FailureKind::Cloud
         },
         message: e.message,
-    }
-}
-
-pub(crate) fn describe(step: &Step) -> String {
-    // The serde tag is the operation name; ids follow it for the log line.
-    let value = serde_json::to_value(step).unwrap_or_default();
-    let op = value
-        .get("op")
-        .and_then(|v| v.as_str())
-        .unwrap_or("step")
-        .to_string();
-    let target = [
-        "lb", "listener", "pool", "monitor", "fip", "name", "group", "port", "member",
-    ]
-    .iter()
-    .find_map(|k| {
-        value
-            .get(*k)
-            .filter(|v| !v.is_object())
-            .map(|v| v.to_string().trim_matches('"').to_string())
-    });
-    match target {
-        Some(t) => format!("{op} {t}"),
-        None => op,
     }
 }
 
@@ -380,7 +249,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     /// (additional VIPs) for this node set, unless it was already scanned. Costs a constant
     /// number of list calls per change of the set of (node, InternalIP), none otherwise.
     pub async fn refresh_nodes<N: std::borrow::Borrow<Node> + Sync>(&self, nodes: &[N]) {
-        let addresses = inventory::node_addresses(nodes);
+        let addresses = nodes::node_addresses(nodes);
         self.scan_nodes(addresses, false).await;
     }
 
@@ -842,15 +711,15 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             network,
             prints.iter().map(|(_, p)| p),
         );
-        let snapshot = self.cloud.snapshot(&req).await.map_err(failure)?;
+        let listing = self.cloud.snapshot(&req).await.map_err(failure)?;
         let drifted = prints
             .iter()
-            .filter(|(_, p)| snapshot.differs(p))
+            .filter(|(_, p)| listing.snapshot.differs(p))
             .map(|(k, _)| k.clone())
             .collect();
         Ok(Resynced {
             drifted,
-            owned: Some(self.owned_from(snapshot.tagged)),
+            owned: Some(self.owned_from(listing.tagged)),
         })
     }
 
@@ -1001,10 +870,13 @@ mod tests {
         async fn snapshot(
             &self,
             _req: &SnapshotRequest,
-        ) -> Result<crate::drift::Snapshot, CloudError> {
+        ) -> Result<crate::cloud::Listing, CloudError> {
             *self.snapshots.lock().unwrap() += 1;
             let state = self.state.lock().unwrap().clone();
-            Ok(crate::drift::Snapshot::of_observed(&[&state]))
+            Ok(crate::cloud::Listing {
+                snapshot: crate::drift::Snapshot::of_observed(&[&state]),
+                tagged: Vec::new(),
+            })
         }
     }
 
@@ -1027,10 +899,7 @@ mod tests {
                 return Err(e);
             }
             if *self.locked_for.lock().unwrap() > 0 && steps.iter().any(|s| s.takes_lb_lock()) {
-                return Err(CloudError {
-                    kind: CloudErrorKind::Conflict,
-                    message: "locked".into(),
-                });
+                return Err(CloudError::new(CloudErrorKind::Conflict, "locked"));
             }
             let plan = Plan {
                 steps: steps
@@ -1444,17 +1313,15 @@ mod tests {
         let p = planner(cloud.clone());
         let nodes = vec![node("n1", "127.0.1.1")];
         let svc = service(&[]);
-        *cloud.fail_next.lock().unwrap() = Some(CloudError {
-            kind: CloudErrorKind::Quota,
-            message: "Quota exceeded for resources: ['loadbalancer']".into(),
-        });
+        *cloud.fail_next.lock().unwrap() = Some(CloudError::new(
+            CloudErrorKind::Quota,
+            "Quota exceeded for resources: ['loadbalancer']",
+        ));
         let err = p.ensure(&svc, &nodes).await.unwrap_err();
         assert_eq!(err.kind, FailureKind::Quota);
         assert!(err.message.contains("Quota exceeded"));
-        *cloud.fail_next.lock().unwrap() = Some(CloudError {
-            kind: CloudErrorKind::Conflict,
-            message: "locked".into(),
-        });
+        *cloud.fail_next.lock().unwrap() =
+            Some(CloudError::new(CloudErrorKind::Conflict, "locked"));
         assert!(matches!(
             p.ensure(&svc, &nodes).await.unwrap(),
             Ensured::Busy { .. }
