@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
+use controller::cloud::openstack::OpenStackCloud;
 use controller::cloud::{Cloud, Lookup};
 use controller::kube::api::{Api, ListParams};
 use controller::kube::config::{KubeConfigOptions, Kubeconfig};
 use controller::kube::{Client, Config};
-use controller::openstack_cloud::OpenStackCloud;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::serde::Deserialize as _;
 use model::annotations::{self as ann, Annotations};

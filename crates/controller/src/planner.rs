@@ -2,7 +2,7 @@
 //! execute the steps that may run now, one round per pass (DESIGN.md "The reconcile loop").
 //! The cloud is reached only through the ports of [`crate::cloud`] (observe / execute, node
 //! scan, resync listing), so this logic is tested against a simulated cloud;
-//! [`crate::openstack_cloud`] implements them over the openstack crate. Must not know about HTTP or Kubernetes writes.
+//! [`crate::cloud::openstack`] implements them over the openstack crate. Must not know about HTTP or Kubernetes writes.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};

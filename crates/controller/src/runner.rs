@@ -18,10 +18,10 @@ use openstack::{Neutron, Session, SessionOptions};
 use tracing::{info, warn};
 
 use crate::backend::Disabled;
+use crate::cloud::openstack::OpenStackCloud;
 use crate::engine::{self, Health, Settings};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
-use crate::openstack_cloud::OpenStackCloud;
 use crate::planner::{Context, Planner};
 use crate::server;
 
@@ -200,7 +200,7 @@ pub async fn connect(
         None => OpenStackCloud::new(lb, neutron, features),
     };
     // The plans are made for exactly the features the cloud executes with.
-    let features = cloud.features.clone();
+    let features = cloud.features().clone();
     let planner = Planner::new(
         Arc::new(cloud),
         Context {

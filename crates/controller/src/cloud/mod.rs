@@ -6,6 +6,8 @@
 //! [`openstack`] is the production adapter. Must not know about the planner, about
 //! Kubernetes, or (outside [`openstack`]) about HTTP and the OpenStack API types.
 
+pub mod openstack;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
