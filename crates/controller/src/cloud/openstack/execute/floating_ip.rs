@@ -14,32 +14,15 @@ use super::super::OpenStackCloud;
 use super::{ignore_missing, misrouted, Created};
 use crate::cloud::CloudError;
 
-/// `*` and `?` globbing for `floating-subnet` (Neutron has no server-side name patterns).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
+/// Whether a subnet's name matches `floating-subnet` (Neutron has no server-side name
+/// patterns). The pattern language is the `glob` crate's, the one `model` validated the
+/// setting with: `*`, `?`, `[…]` and `[!…]`. A pattern it cannot read (none that passed
+/// validation) matches only its own text.
+fn subnet_name_matches(pattern: &str, name: &str) -> bool {
+    match glob::Pattern::new(pattern) {
+        Ok(p) => p.matches(name),
+        Err(_) => pattern == name,
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 impl OpenStackCloud {
@@ -58,9 +41,10 @@ impl OpenStackCloud {
             q = q.tags(tags);
         }
         let subnets = self.neutron.list_subnets(&q).await?;
-        let found = subnets
-            .into_iter()
-            .find(|s| glob.as_deref().is_none_or(|g| glob_match(g, &s.name)));
+        let found = subnets.into_iter().find(|s| {
+            glob.as_deref()
+                .is_none_or(|g| subnet_name_matches(g, &s.name))
+        });
         match found {
             Some(s) => Ok(Some(s.id)),
             None => Err(CloudError::other(format!(
@@ -139,10 +123,15 @@ mod tests {
 
     #[test]
     fn globbing() {
-        assert!(glob_match("public-*", "public-subnet-1"));
-        assert!(glob_match("p?blic", "public"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("public-*", "private-1"));
-        assert!(glob_match("*-v4-*", "ext-v4-a"));
+        assert!(subnet_name_matches("public-*", "public-subnet-1"));
+        assert!(subnet_name_matches("p?blic", "public"));
+        assert!(subnet_name_matches("*", ""));
+        assert!(!subnet_name_matches("public-*", "private-1"));
+        assert!(subnet_name_matches("*-v4-*", "ext-v4-a"));
+        // Character classes, as `model` validates them (the hand-written matcher before took
+        // `[` literally).
+        assert!(subnet_name_matches("ext-[ab]", "ext-a"));
+        assert!(!subnet_name_matches("ext-[ab]", "ext-c"));
+        assert!(subnet_name_matches("ext-[!ab]", "ext-c"));
     }
 }
