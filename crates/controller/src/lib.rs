@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cloud;
+pub mod connect;
 pub mod discovery;
 pub mod drift;
 pub mod engine;
