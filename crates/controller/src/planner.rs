@@ -89,6 +89,9 @@ pub struct Planner<C: Cloud + Inventory + Resync> {
     /// Per Service key: the bookkeeping (the FIP's cluster tag) that waits until the engine
     /// has written the status with the IP, on the state it was planned on.
     deferred: Mutex<HashMap<String, (Observed, Vec<Step>)>>,
+    /// When the discovered ids were last looked for, and the node address to look from (see
+    /// [`rediscover`]).
+    discovery: Mutex<rediscover::Discovery>,
 }
 
 impl<C: Cloud + Inventory + Resync> Drop for Planner<C> {
@@ -215,6 +218,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             watch_task: Mutex::new(None),
             known: Mutex::new(HashMap::new()),
             deferred: Mutex::new(HashMap::new()),
+            discovery: Mutex::new(rediscover::Discovery::new()),
         }
     }
 
@@ -235,6 +239,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     /// number of list calls per change of the set of (node, InternalIP), none otherwise.
     pub async fn refresh_nodes<N: std::borrow::Borrow<Node> + Sync>(&self, nodes: &[N]) {
         let addresses = nodes::node_addresses(nodes);
+        self.remember_node(addresses.first().map(|a| a.ip));
         self.scan_nodes(addresses, false).await;
     }
 
@@ -366,7 +371,13 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
                 }))
             }
             Err(e) if e.kind == CloudErrorKind::Conflict => Ok(None),
-            Err(e) => Err(failure(e)),
+            Err(e) => {
+                if e.kind == CloudErrorKind::NotFound {
+                    // Possibly an id discovery found that the cloud has lost since.
+                    self.rediscover(rediscover::Why::NotFound).await;
+                }
+                Err(failure(e))
+            }
         }
     }
 }
@@ -681,6 +692,7 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
         if let Some(nodes) = retry {
             self.scan_nodes(nodes, true).await;
         }
+        self.rediscover(rediscover::Why::Periodic).await;
         let ctx = self.context();
         if ctx.features.generation == model::Generation::NeutronV1 {
             // No print is ever taken there (v1 objects are not listed here); nothing to compare.
@@ -798,5 +810,6 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
     }
 }
 
+mod rediscover;
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,12 @@ pub mod openstack;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use model::config::CloudConfig;
 use model::observed::{ObservedFloatingIp, ObservedLoadBalancer, ObservedPort};
-use model::{Observed, Step};
+use model::{Environment, Observed, Step};
 
 use crate::backend::OwnedKind;
 use crate::drift::{CloudPrint, Snapshot};
@@ -44,6 +46,8 @@ pub enum CloudErrorKind {
     Quota,
     /// 501: the provider does not support something the request asks for.
     ProviderRefused,
+    /// 404: an id the request named does not exist (any more).
+    NotFound,
     Other,
 }
 
@@ -212,6 +216,21 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<ObservedPort>, CloudError>> + Send;
+
+    /// Look again for what start-up discovery found and cloud.conf left open (the only
+    /// external network, the nodes' subnet and network, from the port holding `node_ip`):
+    /// the cloud may have been rebuilt with new ids. `env` holds the discovered values as
+    /// they are; on success it holds what the cloud says now, on failure it is unchanged.
+    /// The default cannot look: nothing changes.
+    fn rediscover(
+        &self,
+        config: &CloudConfig,
+        node_ip: Option<IpAddr>,
+        env: &mut Environment,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = (config, node_ip, env);
+        async { Ok(()) }
+    }
 }
 
 /// What one resync listing must cover.

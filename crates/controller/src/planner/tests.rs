@@ -25,6 +25,8 @@ struct SimCloud {
     scans: Mutex<u32>,
     port_reads: Mutex<u32>,
     snapshots: Mutex<u32>,
+    /// Rediscoveries, with the node address each was asked to look from.
+    rediscovered: Mutex<Vec<Option<std::net::IpAddr>>>,
     /// Answer `execute` like a fully-populated create does: with the whole tree.
     answers_tree: bool,
 }
@@ -37,6 +39,18 @@ impl Inventory for SimCloud {
         scan.node_ports
             .retain(|name, _| req.nodes.iter().any(|n| &n.name == name));
         Ok(scan)
+    }
+
+    /// A cloud rebuilt with a new nodes' subnet.
+    async fn rediscover(
+        &self,
+        _config: &CloudConfig,
+        node_ip: Option<std::net::IpAddr>,
+        env: &mut Environment,
+    ) -> Result<(), CloudError> {
+        self.rediscovered.lock().unwrap().push(node_ip);
+        env.node_subnet_id = Some("subnet-rebuilt".into());
+        Ok(())
     }
 
     async fn ports(&self, ids: &[String]) -> Result<Vec<ObservedPort>, CloudError> {
@@ -978,4 +992,50 @@ fn steps_are_described_for_logs() {
         }),
         "tag_floating_ip f-1"
     );
+}
+
+#[tokio::test]
+async fn discovered_ids_are_looked_for_again_after_a_not_found_and_periodically() {
+    use super::rediscover::{MIN_GAP, PERIOD};
+    let cloud = Arc::new(SimCloud::default());
+    let p = planner(cloud.clone());
+    let nodes = vec![node("n1", "127.0.1.1")];
+    let svc = service(&[]);
+    p.nodes_changed(&nodes).await;
+    let age = |by: Duration| {
+        p.discovery(|d| d.at = Instant::now().checked_sub(by).expect("uptime"));
+    };
+    let not_found = || {
+        *cloud.fail_next.lock().unwrap() = Some(CloudError::new(
+            CloudErrorKind::NotFound,
+            "Subnet 11111111-1111-1111-1111-111111111111 could not be found",
+        ));
+    };
+    // Start-up discovery just ran: a "not found" right away looks for nothing.
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_err());
+    assert!(cloud.rediscovered.lock().unwrap().is_empty());
+
+    age(MIN_GAP);
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_err());
+    assert_eq!(
+        *cloud.rediscovered.lock().unwrap(),
+        vec![Some("127.0.1.1".parse().unwrap())]
+    );
+    assert_eq!(
+        p.context().env.node_subnet_id.as_deref(),
+        Some("subnet-rebuilt")
+    );
+    // A run of "not found" answers costs one lookup.
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_err());
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 1);
+
+    // Resyncs look again only once the period has passed.
+    p.resync(&[]).await.unwrap();
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 1);
+    age(PERIOD);
+    p.resync(&[]).await.unwrap();
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 2);
 }

@@ -1,6 +1,6 @@
 //! The one translation of an openstack-client error into the ports' [`CloudError`]: which
 //! answers the planner treats as "locked, come back later" (409 and 412), as a quota problem,
-//! or as the provider refusing an option (501). Every call of the adapter goes through it, so
+//! as the provider refusing an option (501), or as an id that does not exist (404). Every call of the adapter goes through it, so
 //! observation, execution, the node scan and the resync agree. Must not decide what to do
 //! about an error; only classify it.
 
@@ -17,6 +17,7 @@ impl From<openstack::Error> for CloudError {
             openstack::Error::QuotaExceeded { .. } => CloudErrorKind::Quota,
             // Octavia's "Provider '…' does not support a requested option": not transient.
             openstack::Error::Server { status: 501, .. } => CloudErrorKind::ProviderRefused,
+            _ if e.is_not_found() => CloudErrorKind::NotFound,
             _ => CloudErrorKind::Other,
         };
         CloudError {

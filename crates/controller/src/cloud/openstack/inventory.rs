@@ -13,6 +13,9 @@ use openstack::ListQuery;
 use tracing::{info, warn};
 
 use super::OpenStackCloud;
+use model::config::CloudConfig;
+use model::Environment;
+
 use crate::cloud::{CloudError, Inventory, Scan, ScanRequest};
 use crate::nodes::{pick_secondary, SubnetFamily};
 
@@ -131,6 +134,30 @@ impl Inventory for OpenStackCloud {
         }
         scan.network_id = network;
         Ok(scan)
+    }
+
+    async fn rediscover(
+        &self,
+        config: &CloudConfig,
+        node_ip: Option<IpAddr>,
+        env: &mut Environment,
+    ) -> Result<(), CloudError> {
+        // From nothing, as at start-up: an id that is gone must not survive a lookup that
+        // finds nothing in its place.
+        let mut fresh = env.clone();
+        fresh.discovered_floating_network_id = None;
+        fresh.node_subnet_id = None;
+        fresh.node_network_id = None;
+        let ip = node_ip.map(|ip| ip.to_string());
+        let failures =
+            crate::discovery::discover_at(config, &self.neutron, ip.as_deref(), &mut fresh).await;
+        if let Some((what, e)) = failures.into_iter().next() {
+            let mut err = CloudError::from(e);
+            err.message = format!("{what}: {}", err.message);
+            return Err(err);
+        }
+        *env = fresh;
+        Ok(())
     }
 
     async fn ports(&self, ids: &[String]) -> Result<Vec<ObservedPort>, CloudError> {
