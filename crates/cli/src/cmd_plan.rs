@@ -13,19 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
+use controller::cloud::openstack::OpenStackCloud;
+use controller::cloud::{Cloud, Lookup};
+use controller::connect::{Refused, SwitchedOff};
 use controller::kube::api::{Api, ListParams};
 use controller::kube::config::{KubeConfigOptions, Kubeconfig};
 use controller::kube::{Client, Config};
-use controller::openstack_cloud::OpenStackCloud;
-use controller::planner::{Cloud, Lookup};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::serde::Deserialize as _;
 use model::annotations::{self as ann, Annotations};
 use model::config::CloudConfig;
 use model::spec::FipIntent;
 use model::{CloudFeatures, DeleteIntent, Environment, Invalid, Observed, Plan};
-use openstack::lbaas::LoadBalancerApi;
-use openstack::{Neutron, RetryPolicy, Session, SessionOptions};
+use openstack::{RetryPolicy, SessionOptions};
 use serde_json::Value;
 
 use render::{Condition, Outcome, Report, StatusPreview};
@@ -109,17 +109,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         eprintln!("warning: {}: {w}", args.cloud_config.display());
     }
-    let config = loaded.config;
-    if !config.load_balancer.enabled {
-        bail!("[LoadBalancer] enabled = false in {}: the controller creates nothing for any Service (it records a LoadBalancerDisabled Warning Event); set enabled = true", args.cloud_config.display());
-    }
-    config.global.credential_kind().map_err(|e| {
-        anyhow!(
+    // The controller's own start-up decision, worded for a command line.
+    let config = controller::connect::enabled(Some(loaded.config)).map_err(|off| match off {
+        SwitchedOff::Disabled => anyhow!("[LoadBalancer] enabled = false in {}: the controller creates nothing for any Service (it records a LoadBalancerDisabled Warning Event); set enabled = true", args.cloud_config.display()),
+        SwitchedOff::NoCredentials(e) => anyhow!(
             "no usable credentials in {}: {e}",
             args.cloud_config.display()
-        )
+        ),
+        other => anyhow!("{other}"),
     })?;
-
     let kube = match &args.kubeconfig {
         Some(path) => Some(kube_client(path).await?),
         None => None,
@@ -286,9 +284,9 @@ struct Connection {
     generation: &'static str,
 }
 
-/// Authenticate, detect the LBaaS generation and discover the environment the way
-/// `controller::runner::connect` does, but with Nodes that need not come from a cluster.
-/// Read-only: GETs only.
+/// Authenticate, detect the LBaaS generation and discover the environment the way `run`
+/// does (through the same `controller::connect::open`), but with Nodes that need not come from
+/// a cluster. Read-only: GETs only.
 async fn connect(
     config: &CloudConfig,
     cluster_name: &str,
@@ -303,64 +301,30 @@ async fn connect(
         },
         ..SessionOptions::default()
     };
-    let session = Session::new(&config.global, &config.metadata, options)
+    let opened = controller::connect::open(config, options, 0)
         .await
-        .context("cannot set up the OpenStack session")?;
-    let token = session
-        .token_info()
-        .await
-        .context("authentication failed (check it with `openstack-lb-controller doctor`)")?;
-    let api = LoadBalancerApi::detect(&session, config.load_balancer.lbaas)
-        .await
-        .context("cannot detect the load-balancer service")?;
-    let provider = config.load_balancer.lb_provider.as_deref();
-    let neutron = Neutron::new(&session)
-        .await
-        .context("no Neutron endpoint")?;
-    let cloud = match &api {
-        LoadBalancerApi::Octavia(c) => {
-            let v = c
-                .max_version()
-                .await
-                .context("cannot read the Octavia API version")?;
-            OpenStackCloud::new(
-                c.clone(),
-                neutron.clone(),
-                CloudFeatures::octavia(v.major, v.minor, provider),
-            )
-        }
-        LoadBalancerApi::NeutronV2(c) => OpenStackCloud::new(
-            c.clone(),
-            neutron.clone(),
-            CloudFeatures::neutron_v2(provider),
-        ),
-        // As the controller does: v1 objects under the Neutron endpoint, observed and planned
-        // with the v1 model (one pool, one VIP, one TCP port).
-        LoadBalancerApi::NeutronV1(v1) => {
-            let v2 = openstack::lbaas::LbaasV2::neutron(&session)
-                .await
-                .context("no Neutron endpoint")?;
-            OpenStackCloud::neutron_v1(v2, v1.clone(), neutron.clone())
-        }
-        LoadBalancerApi::Unavailable => {
-            bail!("the cloud has no load-balancer service (no Octavia, no Neutron LBaaS extension)")
-        }
-    };
-    let features = cloud.features().clone();
+        .map_err(|e| match e {
+            Refused::Authentication(_) => {
+                anyhow!("{e} (check it with `openstack-lb-controller doctor`)")
+            }
+            e => anyhow::Error::new(e),
+        })?;
+    let features = opened.features().clone();
     let mut env = Environment::new(cluster_name, cluster_uid);
-    env.project_id = token.project.as_ref().map(|p| p.id.clone());
-    if let Some((what, e)) = controller::discovery::discover(config, &neutron, nodes, &mut env)
-        .await
-        .into_iter()
-        .next()
+    env.project_id = opened.project_id.clone();
+    if let Some((what, e)) =
+        controller::discovery::discover(config, &opened.neutron, nodes, &mut env)
+            .await
+            .into_iter()
+            .next()
     {
         return Err(anyhow::Error::new(e).context(what));
     }
     Ok(Connection {
-        cloud,
-        generation: features.generation.label(),
+        cloud: opened.cloud,
         features,
         env,
+        generation: features.generation.label(),
     })
 }
 

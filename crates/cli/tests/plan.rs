@@ -270,8 +270,8 @@ async fn json_output_parses() {
 /// Builds the Service's load balancer in the sandbox the way the controller does (observe →
 /// plan → execute the runnable steps), bounded in passes.
 async fn converge(sb: &SandboxHandle, service_yaml: &str) {
-    use controller::openstack_cloud::OpenStackCloud;
-    use controller::planner::{Cloud, Lookup};
+    use controller::cloud::openstack::OpenStackCloud;
+    use controller::cloud::{Cloud, Lookup};
 
     let (config, _) = CloudConfig::parse(&sb.cloud_conf()).unwrap();
     let session = Session::new(&config.global, &config.metadata, SessionOptions::default())
@@ -545,8 +545,8 @@ fn one_port_yaml(annotations: &str) -> String {
 
 /// Like `converge`, on a cloud that offers only LBaaS v1 (no lock: each pass runs all steps).
 async fn converge_v1(sb: &SandboxHandle, service_yaml: &str) {
-    use controller::openstack_cloud::OpenStackCloud;
-    use controller::planner::{Cloud, Lookup};
+    use controller::cloud::openstack::OpenStackCloud;
+    use controller::cloud::{Cloud, Lookup};
 
     let (config, _) = CloudConfig::parse(&sb.cloud_conf()).unwrap();
     let session = Session::new(&config.global, &config.metadata, SessionOptions::default())

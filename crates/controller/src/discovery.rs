@@ -21,6 +21,26 @@ pub async fn discover(
     nodes: &[Node],
     env: &mut Environment,
 ) -> Vec<(&'static str, openstack::Error)> {
+    let ip = nodes.iter().find_map(|n| {
+        n.status
+            .as_ref()?
+            .addresses
+            .as_ref()?
+            .iter()
+            .find(|a| a.type_ == "InternalIP")
+            .map(|a| a.address.clone())
+    });
+    discover_at(config, neutron, ip.as_deref(), env).await
+}
+
+/// [`discover`] with the node's InternalIP already picked: also how the planner looks again
+/// when the cloud may have changed under it (SPEC issue 14: rediscovery).
+pub async fn discover_at(
+    config: &CloudConfig,
+    neutron: &Neutron,
+    node_ip: Option<&str>,
+    env: &mut Environment,
+) -> Vec<(&'static str, openstack::Error)> {
     let mut failures = Vec::new();
     let placement = &config.load_balancer.placement;
     if placement.floating_network_id.is_none() {
@@ -41,16 +61,7 @@ pub async fn discover(
     if placement.subnet_id.is_some() || placement.network_id.is_some() {
         return failures;
     }
-    let ip = nodes.iter().find_map(|n| {
-        n.status
-            .as_ref()?
-            .addresses
-            .as_ref()?
-            .iter()
-            .find(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone())
-    });
-    let Some(ip) = ip else { return failures };
+    let Some(ip) = node_ip else { return failures };
     match neutron
         .list_ports(&ListQuery::new().filter("fixed_ips", format!("ip_address={ip}")))
         .await

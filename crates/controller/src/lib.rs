@@ -4,13 +4,14 @@
 //! implementation, so it can be exercised against a fake cloud.
 
 pub mod backend;
+pub mod cloud;
+pub mod connect;
 pub mod discovery;
 pub mod drift;
 pub mod engine;
-pub mod inventory;
 pub mod leader;
 pub mod metrics;
-pub mod openstack_cloud;
+pub mod nodes;
 pub mod planner;
 pub mod runner;
 pub mod server;

@@ -6,22 +6,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, ListParams};
 use kube::Client;
 use model::config::CloudConfig;
-use model::{CloudFeatures, Environment};
-use openstack::lbaas::LoadBalancerApi;
-use openstack::{Neutron, Session, SessionOptions};
+use model::Environment;
+use openstack::SessionOptions;
 use tracing::{info, warn};
 
 use crate::backend::Disabled;
+use crate::cloud::openstack::OpenStackCloud;
+use crate::connect;
 use crate::engine::{self, Health, Settings};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
-use crate::openstack_cloud::OpenStackCloud;
 use crate::planner::{Context, Planner};
 use crate::server;
 
@@ -57,6 +56,9 @@ pub enum Backend {
     Disabled(Disabled),
 }
 
+/// Further attempts when the cloud is not reachable yet at start-up.
+const START_UP_RETRIES: u32 = 4;
+
 const ENABLE_HINT: &str = "set [LoadBalancer] enabled = true and usable [Global] credentials in the --cloud-config file, check them with `openstack-lb-controller doctor`, then restart the controller";
 
 fn disabled(why: impl Into<String>) -> Backend {
@@ -84,15 +86,10 @@ pub async fn connect(
     cluster_uid: &str,
     os_metrics: openstack::Metrics,
 ) -> Backend {
-    let Some(config) = config else {
-        return disabled("no --cloud-config was given");
+    let config = match connect::enabled(config) {
+        Ok(config) => config,
+        Err(why) => return disabled(why.to_string()),
     };
-    if !config.load_balancer.enabled {
-        return disabled("[LoadBalancer] enabled = false in the cloud config");
-    }
-    if let Err(e) = config.global.credential_kind() {
-        return disabled(format!("no usable credentials ({e})"));
-    }
     let options = SessionOptions {
         metrics: os_metrics,
         rate_limit: openstack::RateLimit::from_config(&config.metadata),
@@ -108,101 +105,36 @@ pub async fn connect(
     }
     // A cloud that is briefly unreachable at start-up should not disable the controller for
     // the rest of its life: a few bounded attempts before giving up.
-    let mut attempt = 0u32;
-    let session = loop {
-        match Session::new(&config.global, &config.metadata, options.clone()).await {
-            Ok(s) => match s.token_info().await {
-                Ok(_) => break s,
-                Err(e) if e.is_transient() && attempt < 4 => {
-                    warn!(error = %e, "OpenStack not reachable yet")
-                }
-                Err(e) => return disabled(format!("authentication failed: {e}")),
-            },
-            Err(e) if e.is_transient() && attempt < 4 => {
-                warn!(error = %e, "OpenStack not reachable yet")
-            }
-            Err(e) => return disabled(format!("cannot set up the OpenStack session: {e}")),
-        }
-        attempt += 1;
-        tokio::time::sleep(Duration::from_secs(2u64 << attempt)).await;
+    let opened = match connect::open(&config, options, START_UP_RETRIES).await {
+        Ok(o) => o,
+        Err(e) => return disabled(e.to_string()),
     };
-    let api = match LoadBalancerApi::detect(&session, config.load_balancer.lbaas).await {
-        Ok(api) => api,
-        Err(e) => return disabled(format!("cannot detect the load-balancer service: {e}")),
-    };
-    // The v1 client when the cloud offers only LBaaS v1 (then the cloud is built by
-    // `OpenStackCloud::neutron_v1`, which owns the v1 features).
-    let mut v1_client = None;
-    let (lb, features) = match &api {
-        LoadBalancerApi::Octavia(c) => {
-            let v = match c.max_version().await {
-                Ok(v) => v,
-                Err(e) => return disabled(format!("cannot read the Octavia API version: {e}")),
-            };
-            let provider = config.load_balancer.lb_provider.clone();
-            (
-                c.clone(),
-                CloudFeatures::octavia(v.major, v.minor, provider.as_deref()),
-            )
-        }
-        LoadBalancerApi::NeutronV2(c) => (
-            c.clone(),
-            CloudFeatures::neutron_v2(config.load_balancer.lb_provider.as_deref()),
-        ),
-        LoadBalancerApi::NeutronV1(v1) => {
-            // LBaaS v1 lives under the same Neutron endpoint; the v2 client is never asked
-            // anything there (features say NeutronV1, so the model plans v1 steps only).
-            let v2 = match openstack::lbaas::LbaasV2::neutron(&session).await {
-                Ok(c) => c,
-                Err(e) => return disabled(format!("no Neutron endpoint: {e}")),
-            };
-            v1_client = Some(v1.clone());
-            (v2, CloudFeatures::neutron_v1())
-        }
-        LoadBalancerApi::Unavailable => {
-            return disabled(
-                "the cloud has no load-balancer service (no Octavia, no Neutron LBaaS extension)",
-            );
-        }
-    };
-    let neutron = match Neutron::new(&session).await {
-        Ok(n) => n,
-        Err(e) => return disabled(format!("no Neutron endpoint: {e}")),
-    };
+    let features = opened.features().clone();
     info!(
-        generation = %api.label(),
+        generation = %opened.generation,
         version = %features.version_text(),
         provider = ?features.provider,
         "connected to OpenStack"
     );
     let mut env = Environment::new(cluster_name, cluster_uid);
-    env.project_id = session
-        .token_info()
-        .await
-        .ok()
-        .and_then(|t| t.project.as_ref().map(|p| p.id.clone()));
+    env.project_id = opened.project_id.clone();
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    for (what, e) in crate::discovery::discover(&config, &neutron, &nodes, &mut env).await {
+    for (what, e) in crate::discovery::discover(&config, &opened.neutron, &nodes, &mut env).await {
         warn!(error = %e, "{what}");
     }
     crate::discovery::warn_other_cluster_names(
-        v1_client.is_none().then_some(&lb),
+        opened.named_lbs.as_ref(),
         cluster_name,
         cluster_uid,
     )
     .await;
-    let cloud = match v1_client {
-        Some(v1) => OpenStackCloud::neutron_v1(lb, v1, neutron),
-        None => OpenStackCloud::new(lb, neutron, features),
-    };
     // The plans are made for exactly the features the cloud executes with.
-    let features = cloud.features.clone();
     let planner = Planner::new(
-        Arc::new(cloud),
+        Arc::new(opened.cloud),
         Context {
             config,
             features,

@@ -47,9 +47,28 @@ pub fn lb_description(cluster: &str, namespace: &str, name: &str) -> String {
     format!("Kubernetes external service {namespace}/{name} from cluster {cluster}")
 }
 
+/// Start of every floating IP description of a Service (OCCM's words).
+const FIP_DESCRIPTION_PREFIX: &str = "Floating IP for Kubernetes external service ";
+
 /// OCCM's floating IP description (SPEC §4).
 pub fn fip_description(cluster: &str, namespace: &str, name: &str) -> String {
-    format!("Floating IP for Kubernetes external service {namespace}/{name} from cluster {cluster}")
+    format!("{FIP_DESCRIPTION_PREFIX}{namespace}/{name} from cluster {cluster}")
+}
+
+/// `namespace/name` from an LB name `kube_service_<cluster>_<ns>_<name>` of this cluster: the
+/// inverse of [`lb_name`] (namespaces and Service names are DNS labels: they hold no `_`).
+pub fn service_of_lb_name(cluster: &str, name: &str) -> Option<String> {
+    let rest = name.strip_prefix(&format!("{LB_NAME_PREFIX}{cluster}_"))?;
+    let (ns, svc) = rest.split_once('_')?;
+    (!ns.is_empty() && !svc.is_empty() && !svc.contains('_')).then(|| format!("{ns}/{svc}"))
+}
+
+/// `namespace/name` from a floating IP description of this cluster: the inverse of
+/// [`fip_description`].
+pub fn service_of_fip_description(cluster: &str, description: &str) -> Option<String> {
+    let rest = description.strip_prefix(FIP_DESCRIPTION_PREFIX)?;
+    let key = rest.strip_suffix(&format!(" from cluster {cluster}"))?;
+    key.contains('/').then(|| key.to_string())
 }
 
 /// Whether a listener/pool/monitor name belongs to the Service whose LB name is `lb_name`;
@@ -227,6 +246,60 @@ mod tests {
         assert_eq!(split_lb_name("my-own-lb"), None);
         let long = lb_name("kubernetes", "shop", &"w".repeat(300));
         assert_eq!(split_lb_name(&long), None);
+    }
+
+    #[test]
+    fn orphans_are_mapped_back_to_services() {
+        assert_eq!(
+            service_of_lb_name("kubernetes", "kube_service_kubernetes_shop_web").as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(
+            service_of_lb_name("my_cluster", "kube_service_my_cluster_shop_web").as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(
+            service_of_lb_name("kubernetes", "kube_service_other_shop_web"),
+            None
+        );
+        assert_eq!(service_of_lb_name("kubernetes", "something-else"), None);
+        let d = fip_description("kubernetes", "shop", "web");
+        assert_eq!(
+            service_of_fip_description("kubernetes", &d).as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(service_of_fip_description("other", &d), None);
+    }
+
+    #[test]
+    fn service_names_parse_back_from_what_lb_name_and_fip_description_make() {
+        let name = lb_name("kubernetes", "shop", "web");
+        assert_eq!(
+            service_of_lb_name("kubernetes", &name).as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(service_of_lb_name("other", &name), None);
+        // Too few parts, or a Service name holding `_` (no DNS label does).
+        assert_eq!(
+            service_of_lb_name("kubernetes", "kube_service_kubernetes_shop"),
+            None
+        );
+        assert_eq!(
+            service_of_lb_name("kubernetes", "kube_service_kubernetes_shop_web_x"),
+            None
+        );
+        // A description without `namespace/name` in it.
+        assert_eq!(
+            service_of_fip_description(
+                "kubernetes",
+                "Floating IP for Kubernetes external service web from cluster kubernetes"
+            ),
+            None
+        );
+        assert_eq!(
+            service_of_fip_description("kubernetes", "a user's FIP"),
+            None
+        );
     }
 
     #[test]

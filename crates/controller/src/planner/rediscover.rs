@@ -1,0 +1,103 @@
+//! Rediscovery (issue 14): what start-up discovery found and cloud.conf left open (the only
+//! external network, the nodes' subnet and network) is looked for again when the cloud says
+//! "not found" for an id in a plan, and every [`PERIOD`] at a resync, so a cloud rebuilt with
+//! new ids is followed without a restart. Bounded: at most one lookup per [`MIN_GAP`] after a
+//! "not found", and a failed lookup keeps the ids known so far. Must not decide anything
+//! about Services: it only refreshes the planner's [`Environment`](model::Environment).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::Planner;
+use crate::cloud::{Cloud, Inventory, Resync};
+
+/// How often the discovered ids are looked for again without a reason.
+pub(super) const PERIOD: Duration = Duration::from_secs(600);
+/// The least time between two lookups, so a run of "not found" answers costs one.
+pub(super) const MIN_GAP: Duration = Duration::from_secs(60);
+
+/// What set off a lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Why {
+    NotFound,
+    Periodic,
+}
+
+#[derive(Debug)]
+pub(super) struct Discovery {
+    /// Start-up discovery counts as the first lookup.
+    pub(super) at: Instant,
+    /// The first node's InternalIP, the address the nodes' subnet is found from.
+    pub(super) node_ip: Option<IpAddr>,
+}
+
+impl Discovery {
+    pub(super) fn new() -> Self {
+        Discovery {
+            at: Instant::now(),
+            node_ip: None,
+        }
+    }
+}
+
+impl<C: Cloud + Inventory + Resync> Planner<C> {
+    pub(super) fn discovery<T>(&self, f: impl FnOnce(&mut Discovery) -> T) -> T {
+        f(&mut self.discovery.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(super) fn remember_node(&self, ip: Option<IpAddr>) {
+        self.discovery(|d| d.node_ip = ip);
+    }
+
+    /// Look for the discovered ids again when `why` and the time since the last lookup allow;
+    /// the ids that changed replace the old ones in the context.
+    pub(super) async fn rediscover(&self, why: Why) {
+        let wait = match why {
+            Why::NotFound => MIN_GAP,
+            Why::Periodic => PERIOD,
+        };
+        let node_ip = self.discovery(|d| {
+            (d.at.elapsed() >= wait).then(|| {
+                d.at = Instant::now();
+                d.node_ip
+            })
+        });
+        let Some(node_ip) = node_ip else {
+            return;
+        };
+        let ctx = self.context();
+        let mut env = ctx.env.clone();
+        if let Err(e) = self.cloud.rediscover(&ctx.config, node_ip, &mut env).await {
+            warn!(error = %e, ?why, "cannot look for the discovered ids again; keeping the known ones");
+            return;
+        }
+        let now = (
+            &env.discovered_floating_network_id,
+            &env.node_subnet_id,
+            &env.node_network_id,
+        );
+        let before = (
+            &ctx.env.discovered_floating_network_id,
+            &ctx.env.node_subnet_id,
+            &ctx.env.node_network_id,
+        );
+        if now == before {
+            return;
+        }
+        info!(
+            ?why,
+            floating_network = ?env.discovered_floating_network_id,
+            node_subnet = ?env.node_subnet_id,
+            node_network = ?env.node_network_id,
+            "the cloud's ids changed; planning with the rediscovered ones"
+        );
+        // Onto the newest context: a node scan may have replaced it meanwhile.
+        let mut next = (*self.context()).clone();
+        next.env.discovered_floating_network_id = env.discovered_floating_network_id;
+        next.env.node_subnet_id = env.node_subnet_id;
+        next.env.node_network_id = env.node_network_id;
+        self.set_context(next);
+    }
+}
