@@ -175,6 +175,11 @@ fn current_ingress(service: &Service) -> Vec<LoadBalancerIngress> {
         .unwrap_or_default()
 }
 
+/// Whether the Service already publishes an address.
+pub fn has_ingress(service: &Service) -> bool {
+    !current_ingress(service).is_empty()
+}
+
 fn current_conditions(service: &Service) -> Vec<Condition> {
     service
         .status
