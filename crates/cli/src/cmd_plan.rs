@@ -18,17 +18,18 @@ use controller::kube::config::{KubeConfigOptions, Kubeconfig};
 use controller::kube::{Client, Config};
 use controller::openstack_cloud::OpenStackCloud;
 use controller::planner::{Cloud, Lookup};
+use controller::{Notice, Published};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::serde::Deserialize as _;
 use model::annotations::{self as ann, Annotations};
 use model::config::CloudConfig;
 use model::spec::FipIntent;
-use model::{CloudFeatures, DeleteIntent, Environment, Invalid, Observed, Plan};
+use model::{CloudFeatures, DeleteIntent, Environment, Observed, Plan};
 use openstack::lbaas::LoadBalancerApi;
 use openstack::{Neutron, RetryPolicy, Session, SessionOptions};
 use serde_json::Value;
 
-use render::{Condition, Outcome, Report, StatusPreview};
+use render::{Outcome, Report, StatusPreview};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -99,7 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // found even where the cloud is unreachable.
     if !args.delete {
         if let Err(invalid) = Annotations::parse(&meta.annotations) {
-            let report = Report::invalid(&meta.key(), invalid);
+            let report = Report::invalid(&meta.key(), &service, invalid);
             print(&report, args.output)?;
             return Ok(ExitCode::from(EXIT_INVALID));
         }
@@ -407,7 +408,7 @@ async fn evaluate(
                 "the Service is no longer handled by this controller but still carries its finalizer".to_string()
             },
         };
-        report.status = Some(StatusPreview::after_delete(&plan, args.delete));
+        report.status = Some(StatusPreview::after_delete(&service, &plan, args.delete));
         report.plan = Some(plan);
         return Ok(report);
     }
@@ -415,8 +416,8 @@ async fn evaluate(
     let spec = match model::desired(&service, &nodes, config, &conn.features, &conn.env) {
         Ok(spec) => spec,
         Err(invalid) => {
+            report.status = Some(StatusPreview::invalid(&service, &invalid));
             report.outcome = Outcome::Invalid { problems: invalid };
-            report.status = Some(StatusPreview::invalid(&report.outcome));
             return Ok(report);
         }
     };
@@ -438,15 +439,19 @@ async fn evaluate(
     let plan = model::plan(&spec, &observed);
     report.observed = Some(observed);
     if !plan.invalid.is_empty() {
+        report.status = Some(StatusPreview::invalid(&service, &plan.invalid));
         report.outcome = Outcome::Invalid {
             problems: plan.invalid.clone(),
         };
-        report.status = Some(StatusPreview::invalid(&report.outcome));
         report.plan = Some(plan);
         return Ok(report);
     }
     report.outcome = Outcome::Ensure;
-    report.status = Some(StatusPreview::after_ensure(&plan));
+    report.status = Some(StatusPreview::after_ensure(
+        &service,
+        &plan,
+        &notices(&spec.warnings, &plan),
+    ));
     report.plan = Some(plan);
     Ok(report)
 }
@@ -486,23 +491,44 @@ pub(crate) fn creates_lb(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| s.step.creates_load_balancer())
 }
 
-/// Invalid problems as the condition/Event message: the controller joins them with "; ".
-pub(crate) fn problems_text(problems: &[Invalid]) -> String {
-    problems
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
+/// The Warning Events of an ensure pass as the controller sends them: the spec's warnings,
+/// the plan's, and one per refused immutable change, sorted and without repeats.
+fn notices(spec_warnings: &[model::Warning], plan: &Plan) -> Vec<Notice> {
+    let warnings = spec_warnings.iter().chain(&plan.warnings);
+    let mut out: Vec<Notice> = warnings
+        .map(|w| (w.reason.clone(), w.message.clone()))
+        .chain(
+            plan.refusals
+                .iter()
+                .map(|r| ("ImmutableChange".to_string(), r.to_string())),
+        )
+        .map(|(reason, message)| Notice { reason, message })
+        .collect();
+    out.sort_by(|a, b| (&a.reason, &a.message).cmp(&(&b.reason, &b.message)));
+    out.dedup();
+    out
 }
 
-impl Condition {
-    pub(crate) fn new(status: &str, reason: &str, message: impl Into<String>) -> Self {
-        Condition {
-            type_: controller::status::CONDITION_TYPE.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.into(),
-        }
+/// What the Service would show once complete, as the controller publishes it: the plan's
+/// ingress, its LB id, and the first IP as the address annotation.
+pub(crate) fn published(plan: &Plan) -> Published {
+    let ingress: Vec<controller::Ingress> = plan
+        .status
+        .iter()
+        .flat_map(|s| &s.ingress)
+        .map(|i| controller::Ingress {
+            ip: i.ip.clone(),
+            hostname: i.hostname.clone(),
+            ip_mode: i.ip_mode.map(|m| match m {
+                model::spec::IpMode::Vip => "VIP".to_string(),
+                model::spec::IpMode::Proxy => "Proxy".to_string(),
+            }),
+        })
+        .collect();
+    Published {
+        load_balancer_address: ingress.iter().find_map(|i| i.ip.clone()),
+        load_balancer_id: plan.load_balancer_id.clone(),
+        ingress,
     }
 }
 

@@ -6,15 +6,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use tracing::{debug, info};
 
 use super::backoff::{backoff, BUSY_BASE, BUSY_CAP, MAX_PROGRESS_STREAK, WOKEN_BASE, WOKEN_CAP};
-use super::writes::now;
-use super::{reasons, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::backend::{Deleted, LoadBalancers};
 use crate::metrics::LbState;
-use crate::status;
+use crate::status::Outcome;
 
 impl<B: LoadBalancers> Engine<B> {
     pub(super) async fn cleanup(
@@ -27,32 +25,16 @@ impl<B: LoadBalancers> Engine<B> {
         if let Some(why) = self.backend.disabled() {
             // Without the cloud nothing can be deleted; holding the finalizer would only block
             // the Service (and its namespace) forever. Orphan GC cleans up once re-enabled.
-            self.event(
-                service,
-                EventType::Warning,
-                reasons::DISABLED,
-                format!("cannot delete the load balancer: {why}; anything left in the cloud is removed by orphan collection once enabled"),
-                true,
-            )
-            .await;
-            if let Some(patch) = status::remove_finalizer_patch(service) {
-                self.patch_meta(service, patch).await?;
-            }
+            self.apply(service, Outcome::CleanupDisabled { why: &why })
+                .await?;
             self.forget(key);
             return Ok(Action::await_change());
         }
         let first = self.with_memory(key, |m| m.begin_deletion());
         if first {
             info!(service = %key, "deleting load balancer");
-            self.event(
-                service,
-                EventType::Normal,
-                reasons::DELETING,
-                "Deleting load balancer".into(),
-                false,
-            )
-            .await;
         }
+        self.apply(service, Outcome::Deleting { first }).await?;
         self.metrics.set_state(key, Some(LbState::Deleting));
         self.metrics
             .set_oldest_pending_deletion(self.memory.oldest_deletion());
@@ -69,27 +51,16 @@ impl<B: LoadBalancers> Engine<B> {
                     self.forget(key);
                     return Ok(Action::await_change());
                 }
-                if !gone_from_k8s {
-                    // The Service stays (type changed): its status must stop advertising an IP.
-                    if let Some(patch) = status::status_patch(service, Some(&[]), None, now()) {
-                        self.patch_status(service, patch).await?;
-                    }
-                    if let Some(patch) = status::clear_address_patch(service) {
-                        self.patch_meta(service, patch).await?;
-                    }
-                }
-                if let Some(patch) = status::remove_finalizer_patch(service) {
-                    self.patch_meta(service, patch).await?;
-                }
                 info!(service = %key, "load balancer deleted; finalizer removed");
-                self.event(
+                self.apply(
                     service,
-                    EventType::Normal,
-                    reasons::DELETED,
-                    "Deleted load balancer".into(),
-                    false,
+                    Outcome::Deleted {
+                        // A Service whose type changed stays: its status must stop
+                        // advertising an IP.
+                        service_stays: !gone_from_k8s,
+                    },
                 )
-                .await;
+                .await?;
                 self.forget(key);
                 Ok(Action::await_change())
             }
@@ -124,8 +95,7 @@ impl<B: LoadBalancers> Engine<B> {
             }
             Err(failure) => {
                 self.metrics.reconciled("delete", "error", seconds);
-                self.failure(service, key, failure, reasons::DELETE_FAILED)
-                    .await
+                self.failure(service, key, failure, true).await
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Per-Service memory: what the engine remembers between passes, lost on restart on purpose
 //! (the cloud and the API are the state). Each outcome of a pass is one named transition here,
 //! so the resets that go with it (convergence, hold, attempt counters) live in one place.
-//! Uses no sibling module.
+//! Uses no sibling module. The change being carried out (from its first executed step until
+//! the Service is Ready) is a [`Change`]: whether it created the load balancer.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 
 use crate::backend::{CloudPrint, Stages};
+use crate::status::Change;
 
 /// What one pass worked from: the Service's spec and annotations (as a hash) and its member
 /// fingerprint. The same `Seen` twice means nothing a pass could act on has changed.
@@ -43,14 +45,6 @@ pub(super) fn input_hash(service: &Service) -> u64 {
     h.finish()
 }
 
-/// The change being carried out, from its first executed step until the Service is Ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Episode {
-    /// A new load balancer was created during it.
-    Creating,
-    Updating,
-}
-
 /// How far the time-to-external-IP stages got (each is recorded once).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Reached {
@@ -75,7 +69,7 @@ pub(super) struct Memory {
     busy_attempts: u32,
     error_attempts: u32,
     progress_streak: u32,
-    episode: Option<Episode>,
+    episode: Option<Change>,
     deleting_since: Option<Instant>,
     fingerprint: Option<u64>,
     /// The last pass found the cloud converged for this input, at this moment.
@@ -175,7 +169,7 @@ impl Memory {
 
     /// The Service converged: counters, hold and invalidity reset; returns the episode that
     /// just ended, if any.
-    pub fn ready(&mut self, seen: Seen, print: Option<CloudPrint>) -> Option<Episode> {
+    pub fn ready(&mut self, seen: Seen, print: Option<CloudPrint>) -> Option<Change> {
         self.busy_attempts = 0;
         self.error_attempts = 0;
         self.progress_streak = 0;
@@ -196,9 +190,9 @@ impl Memory {
         self.hold = None;
         let first = self.episode.is_none();
         if created {
-            self.episode = Some(Episode::Creating);
+            self.episode = Some(Change::Created);
         } else if first {
-            self.episode = Some(Episode::Updating);
+            self.episode = Some(Change::Updated);
         }
         Progress {
             first,
@@ -207,9 +201,14 @@ impl Memory {
         }
     }
 
+    /// The change being carried out, if any.
+    pub fn episode(&self) -> Option<Change> {
+        self.episode
+    }
+
     /// Whether the current episode created the load balancer.
     pub fn creating(&self) -> bool {
-        self.episode == Some(Episode::Creating)
+        self.episode == Some(Change::Created)
     }
 
     /// The load balancer was locked; returns the attempt number for the backoff.
@@ -399,7 +398,7 @@ mod tests {
         let p = m.progressed(false);
         assert!(p.creating);
         assert_eq!(p.streak, 3);
-        assert_eq!(m.ready(SEEN, None), Some(Episode::Creating));
+        assert_eq!(m.ready(SEEN, None), Some(Change::Created));
         assert_eq!(m.ready(SEEN, None), None);
         assert!(m.progressed(false).first);
         m.invalid();

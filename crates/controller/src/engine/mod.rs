@@ -52,20 +52,8 @@ use crate::status;
 use memory::{Memories, Memory};
 use queue::key_of;
 
-/// Event reasons of the in-tree service controller, so dashboards and habits keep working.
-pub mod reasons {
-    pub const ENSURING: &str = "EnsuringLoadBalancer";
-    pub const ENSURED: &str = "EnsuredLoadBalancer";
-    pub const UPDATED: &str = "UpdatedLoadBalancer";
-    pub const SYNC_FAILED: &str = "SyncLoadBalancerFailed";
-    pub const DELETING: &str = "DeletingLoadBalancer";
-    pub const DELETED: &str = "DeletedLoadBalancer";
-    pub const DELETE_FAILED: &str = "DeleteLoadBalancerFailed";
-    /// Ours: an annotation or field has an invalid value; nothing was changed in the cloud.
-    pub const INVALID: &str = "InvalidLoadBalancerConfiguration";
-    /// Ours: the feature is switched off or credentials are unusable (SPEC §1.1).
-    pub const DISABLED: &str = "LoadBalancerDisabled";
-}
+/// Event reasons, decided in [`crate::status`]; re-exported where they always were.
+pub use crate::status::reasons;
 
 /// What the engine needs to know from the command line.
 #[derive(Clone, Debug)]

@@ -8,18 +8,17 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use tracing::{debug, info, warn};
 
 use super::backoff::{
     backoff, BUSY_BASE, BUSY_CAP, ERROR_BASE, ERROR_CAP, MAX_PROGRESS_STREAK, WOKEN_BASE, WOKEN_CAP,
 };
-use super::memory::{input_hash, Episode, Seen};
+use super::memory::{input_hash, Seen};
 use super::writes::now;
-use super::{reasons, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::backend::{Ensured, LoadBalancers, Stages};
 use crate::metrics::LbState;
-use crate::status::{self, Reason, WantedCondition};
+use crate::status::{self, Change, Outcome};
 
 impl<B: LoadBalancers> Engine<B> {
     /// One reconcile pass for one Service.
@@ -74,7 +73,8 @@ impl<B: LoadBalancers> Engine<B> {
 
         // The finalizer goes on before anything can exist in the cloud, so a deletion can
         // never outrun the cleanup.
-        if let Some(patch) = status::add_finalizer_patch(&service) {
+        let starting = status::effects(&service, Outcome::Starting);
+        if let Some(patch) = starting.finalizer_patch(&service) {
             self.patch_meta(&service, patch).await?;
             debug!(service = %key, "finalizer added");
         }
@@ -94,9 +94,17 @@ impl<B: LoadBalancers> Engine<B> {
                 follow_up,
             }) => {
                 self.metrics.reconciled("ensure", "ready", seconds);
-                self.notices(&service, &notices).await;
+                let effects = status::effects(
+                    &service,
+                    Outcome::Ready {
+                        published: &published,
+                        notices: &notices,
+                        ended: self.with_memory(&key, |m| m.episode()),
+                    },
+                );
+                self.send_events(&service, &effects, false).await;
                 let mut seen_after = seen;
-                if let Some(patch) = status::annotations_patch(&service, &published) {
+                if let Some(patch) = effects.annotations_patch(&service) {
                     self.patch_meta(&service, patch).await?;
                     // The write comes back as a watch event; remember the Service as it will
                     // look then, so that event is recognised as converged.
@@ -105,27 +113,15 @@ impl<B: LoadBalancers> Engine<B> {
                         .metadata
                         .annotations
                         .get_or_insert_with(Default::default);
-                    for (k, v) in [
-                        (status::ANN_LB_ID, &published.load_balancer_id),
-                        (status::ANN_LB_ADDRESS, &published.load_balancer_address),
-                    ] {
+                    for (k, v) in &effects.annotations {
                         if let Some(v) = v {
-                            annotations.insert(k.to_string(), v.clone());
+                            annotations.insert(k.clone(), v.clone());
                         }
                     }
                     seen_after.input = input_hash(&after);
                 }
-                let ready = WantedCondition::new(
-                    Reason::Ready,
-                    match &published.load_balancer_id {
-                        Some(id) => format!("load balancer {id} is ACTIVE"),
-                        None => "load balancer is ACTIVE".to_string(),
-                    },
-                );
                 let mut written = status::has_ingress(&service);
-                if let Some(patch) =
-                    status::status_patch(&service, Some(&published.ingress), Some(&ready), now())
-                {
+                if let Some(patch) = effects.status_patch(&service, now()) {
                     self.patch_status(&service, patch).await?;
                     written = !published.ingress.is_empty();
                 }
@@ -144,35 +140,18 @@ impl<B: LoadBalancers> Engine<B> {
                 }
                 let episode = self.with_memory(&key, |m| m.ready(seen_after, print));
                 match episode {
-                    Some(Episode::Creating) => {
+                    Some(Change::Created) => {
                         let ips: Vec<String> = published
                             .ingress
                             .iter()
                             .filter_map(|i| i.ip.clone().or(i.hostname.clone()))
                             .collect();
                         info!(service = %key, ingress = ?ips, "load balancer ensured");
-                        self.event(
-                            &service,
-                            EventType::Normal,
-                            reasons::ENSURED,
-                            "Ensured load balancer".into(),
-                            false,
-                        )
-                        .await;
                     }
-                    Some(Episode::Updating) => {
-                        info!(service = %key, "load balancer updated");
-                        self.event(
-                            &service,
-                            EventType::Normal,
-                            reasons::UPDATED,
-                            "Updated load balancer".into(),
-                            false,
-                        )
-                        .await;
-                    }
+                    Some(Change::Updated) => info!(service = %key, "load balancer updated"),
                     None => debug!(service = %key, "load balancer already matches"),
                 }
+                self.send_events(&service, &effects, true).await;
                 self.metrics.set_state(&key, Some(LbState::Ready));
                 // No periodic requeue: the resync compares the cloud for all Services at once
                 // and enqueues only those that drifted.
@@ -187,28 +166,16 @@ impl<B: LoadBalancers> Engine<B> {
             }) => {
                 self.metrics.reconciled("ensure", "progressed", seconds);
                 info!(service = %key, steps = ?steps, "executed");
-                self.notices(&service, &notices).await;
                 self.record_stages(&service, stages, false);
                 let progress = self.with_memory(&key, |m| m.progressed(created));
-                let (creating, streak) = (progress.creating, progress.streak);
-                if progress.first {
-                    self.event(
-                        &service,
-                        EventType::Normal,
-                        reasons::ENSURING,
-                        "Ensuring load balancer".into(),
-                        false,
-                    )
-                    .await;
-                }
-                let message = if creating {
-                    "creating the load balancer"
-                } else {
-                    "updating the load balancer"
-                };
-                self.set_condition(
+                let streak = progress.streak;
+                self.apply(
                     &service,
-                    WantedCondition::new(Reason::Provisioning, message),
+                    Outcome::Progressed {
+                        notices: &notices,
+                        first: progress.first,
+                        creating: progress.creating,
+                    },
                 )
                 .await?;
                 self.metrics.set_state(&key, Some(LbState::Provisioning));
@@ -250,14 +217,12 @@ impl<B: LoadBalancers> Engine<B> {
                 };
                 debug!(service = %key, status = %lb_status, ?delay, "load balancer busy; rescheduled");
                 let creating = self.with_memory(&key, |m| m.creating());
-                let message = if creating {
-                    format!("creating the load balancer ({lb_status})")
-                } else {
-                    format!("load balancer is {lb_status}")
-                };
-                self.set_condition(
+                self.apply(
                     &service,
-                    WantedCondition::new(Reason::Provisioning, message),
+                    Outcome::Busy {
+                        lb_status: &lb_status,
+                        creating,
+                    },
                 )
                 .await?;
                 self.metrics.set_state(&key, Some(LbState::Provisioning));
@@ -265,22 +230,14 @@ impl<B: LoadBalancers> Engine<B> {
             }
             Ok(Ensured::Invalid { problems }) => {
                 self.metrics.reconciled("ensure", "invalid", seconds);
-                let message = problems.join("; ");
-                warn!(service = %key, problems = %message, "invalid configuration; nothing changed in the cloud");
-                let condition = WantedCondition::new(Reason::InvalidAnnotation, message.clone());
-                // Once per spec across restarts and leader changes: the condition written
-                // with the Event is what says it was sent.
-                if !status::condition_already_says(&service, &condition) {
-                    self.event(
-                        &service,
-                        EventType::Warning,
-                        reasons::INVALID,
-                        message,
-                        true,
-                    )
-                    .await;
-                }
-                self.set_condition(&service, condition).await?;
+                warn!(service = %key, problems = %problems.join("; "), "invalid configuration; nothing changed in the cloud");
+                self.apply(
+                    &service,
+                    Outcome::Invalid {
+                        problems: &problems,
+                    },
+                )
+                .await?;
                 self.with_memory(&key, |m| m.invalid());
                 self.metrics.set_state(&key, Some(LbState::Invalid));
                 // Fixing the Service is a watch event; the resync re-enqueues invalid Services
@@ -289,8 +246,7 @@ impl<B: LoadBalancers> Engine<B> {
             }
             Err(failure) => {
                 self.metrics.reconciled("ensure", "error", seconds);
-                self.failure(&service, &key, failure, reasons::SYNC_FAILED)
-                    .await
+                self.failure(&service, &key, failure, false).await
             }
         }
     }
@@ -314,19 +270,9 @@ impl<B: LoadBalancers> Engine<B> {
     ) -> Result<Action, EngineError> {
         // One Warning per Service, whatever else changes on it: per process, and across
         // restarts through the condition written with it.
-        let condition = WantedCondition::new(Reason::Disabled, why.clone());
         let first = self.with_memory(key, |m| m.first_disabled_warning());
-        if first && !status::condition_already_says(service, &condition) {
-            self.event(
-                service,
-                EventType::Warning,
-                reasons::DISABLED,
-                why.clone(),
-                false,
-            )
-            .await;
-        }
-        self.set_condition(service, condition).await?;
+        self.apply(service, Outcome::Disabled { why: &why, first })
+            .await?;
         self.metrics.set_state(key, Some(LbState::Disabled));
         Ok(Action::await_change())
     }

@@ -16,9 +16,9 @@ use tracing::warn;
 use super::backoff::{backoff, ERROR_BASE, ERROR_CAP};
 use super::memory::input_hash;
 use super::{Engine, EngineError};
-use crate::backend::{Failure, FailureKind, LoadBalancers, Notice};
+use crate::backend::{Failure, LoadBalancers};
 use crate::metrics::LbState;
-use crate::status::{self, Reason, WantedCondition};
+use crate::status::{self, Effects};
 
 pub(super) fn now() -> Time {
     Time(Timestamp::now())
@@ -62,20 +62,65 @@ impl<B: LoadBalancers> Engine<B> {
         }
     }
 
-    pub(super) async fn notices(&self, service: &Service, notices: &[Notice]) {
-        for n in notices {
-            if n.reason == "MeltdownProtection" {
+    /// Send the Events of `effects` that go before its writes, or (`after_writes`) those
+    /// that report them.
+    pub(super) async fn send_events(
+        &self,
+        service: &Service,
+        effects: &Effects,
+        after_writes: bool,
+    ) {
+        for e in effects
+            .events
+            .iter()
+            .filter(|e| e.after_writes == after_writes)
+        {
+            if e.reason == "MeltdownProtection" {
                 self.metrics.meltdown();
             }
-            self.event(
-                service,
-                EventType::Warning,
-                &n.reason,
-                n.message.clone(),
-                true,
-            )
-            .await;
+            let type_ = if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.event(service, type_, &e.reason, e.message.clone(), e.once)
+                .await;
         }
+    }
+
+    /// The writes of `effects` (annotations, status, finalizer), each only if it changes
+    /// something; returns whether the status was written.
+    pub(super) async fn write(
+        &self,
+        service: &Service,
+        effects: &Effects,
+    ) -> Result<bool, EngineError> {
+        if let Some(patch) = effects.annotations_patch(service) {
+            self.patch_meta(service, patch).await?;
+        }
+        let status_patch = effects.status_patch(service, now());
+        let status_written = status_patch.is_some();
+        if let Some(patch) = status_patch {
+            self.patch_status(service, patch).await?;
+        }
+        if let Some(patch) = effects.finalizer_patch(service) {
+            self.patch_meta(service, patch).await?;
+        }
+        Ok(status_written)
+    }
+
+    /// Everything `outcome` writes to the Service: Events, writes, then the Events that
+    /// report the writes.
+    pub(super) async fn apply(
+        &self,
+        service: &Service,
+        outcome: status::Outcome<'_>,
+    ) -> Result<(), EngineError> {
+        let effects = status::effects(service, outcome);
+        self.send_events(service, &effects, false).await;
+        self.write(service, &effects).await?;
+        self.send_events(service, &effects, true).await;
+        Ok(())
     }
 
     pub(super) async fn patch_status(
@@ -102,46 +147,29 @@ impl<B: LoadBalancers> Engine<B> {
         Ok(())
     }
 
-    pub(super) async fn set_condition(
-        &self,
-        service: &Service,
-        condition: WantedCondition,
-    ) -> Result<(), EngineError> {
-        if let Some(patch) = status::status_patch(service, None, Some(&condition), now()) {
-            self.patch_status(service, patch).await?;
-        }
-        Ok(())
-    }
-
+    /// A failed cloud pass (`cleanup`: while deleting): backoff, hold, Event and condition.
     pub(super) async fn failure(
         &self,
         service: &Service,
         key: &str,
         failure: Failure,
-        reason: &str,
+        cleanup: bool,
     ) -> Result<Action, EngineError> {
-        let code = match failure.kind {
-            FailureKind::Quota => Reason::QuotaExceeded,
-            FailureKind::Cloud => Reason::CloudError,
-        };
-        self.metrics.failed(code.as_str());
+        self.metrics
+            .failed(status::failure_reason(failure.kind).as_str());
         let input = input_hash(service);
         let attempt = self.with_memory(key, |m| m.failed());
         let delay = backoff(attempt, ERROR_BASE, ERROR_CAP);
         self.with_memory(key, |m| m.hold_failed(input, Instant::now() + delay));
         warn!(service = %key, error = %failure.message, ?delay, "cloud pass failed");
-        self.event(
+        self.apply(
             service,
-            EventType::Warning,
-            reason,
-            format!("Error syncing load balancer: {}", failure.message),
-            false,
+            status::Outcome::Failed {
+                failure: &failure,
+                cleanup,
+            },
         )
-        .await;
-        if service.metadata.deletion_timestamp.is_none() {
-            self.set_condition(service, WantedCondition::new(code, failure.message))
-                .await?;
-        }
+        .await?;
         self.metrics.set_state(key, Some(LbState::Error));
         Ok(Action::requeue(delay))
     }
