@@ -15,6 +15,7 @@ use crate::metrics::LbState;
 use crate::status::Outcome;
 
 impl<B: LoadBalancers> Engine<B> {
+    #[tracing::instrument(skip_all, fields(service = %key))]
     pub(super) async fn cleanup(
         &self,
         service: &Service,

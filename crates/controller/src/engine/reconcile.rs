@@ -22,6 +22,7 @@ use crate::status::{self, Change, Outcome};
 
 impl<B: LoadBalancers> Engine<B> {
     /// One reconcile pass for one Service.
+    #[tracing::instrument(skip_all, fields(service = %status::key(&service)))]
     pub async fn reconcile(&self, service: Arc<Service>) -> Result<Action, EngineError> {
         let key = status::key(&service);
         let class = self.settings.class.as_deref();
