@@ -168,6 +168,24 @@ impl<B: LoadBalancers> Engine<B> {
     }
 }
 
+/// Drops what the controller never reads of a Node before it enters the cache: at scale the
+/// field-manager history and the image and volume lists are most of a Node's size. Members
+/// are chosen from the name, deletion, labels, taints, conditions and addresses only.
+fn strip_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    if let Some(status) = node.status.as_mut() {
+        status.images = None;
+        status.volumes_attached = None;
+        status.volumes_in_use = None;
+    }
+}
+
+/// Drops the field-manager history of a Service before it enters the cache (never read;
+/// every write is a merge patch, never a replace of the cached object).
+fn strip_service(service: &mut Service) {
+    service.metadata.managed_fields = None;
+}
+
 /// Run the engine until `shutdown` resolves or the watches end. Sets `health.caches_synced`
 /// once both the Service and the Node caches have their first full list.
 pub async fn run<B: LoadBalancers>(
@@ -187,6 +205,7 @@ pub async fn run<B: LoadBalancers>(
     let nodes_synced = synced_tx.clone();
     let node_stream = watcher(nodes_api, watcher::Config::default())
         .default_backoff()
+        .modify(strip_node)
         .reflect(node_writer)
         .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
@@ -208,6 +227,7 @@ pub async fn run<B: LoadBalancers>(
     let watch_engine = engine.clone();
     let service_stream = watcher(services, watcher::Config::default())
         .default_backoff()
+        .modify(strip_service)
         .reflect(service_writer)
         .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
@@ -379,5 +399,48 @@ pub async fn run<B: LoadBalancers>(
     }
     if let Some(t) = resync_task {
         t.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerImage, NodeAddress, NodeCondition, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    #[test]
+    fn stripping_a_node_keeps_what_members_are_chosen_from() {
+        let mut node = Node::default();
+        node.metadata.name = Some("n1".into());
+        node.metadata.labels = Some([("zone".to_string(), "a".to_string())].into());
+        node.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        node.status = Some(NodeStatus {
+            addresses: Some(vec![NodeAddress {
+                address: "10.0.0.1".into(),
+                type_: "InternalIP".into(),
+            }]),
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            images: Some(vec![ContainerImage::default()]),
+            volumes_in_use: Some(vec!["v".into()]),
+            ..Default::default()
+        });
+        let mut stripped = node.clone();
+        strip_node(&mut stripped);
+        assert_eq!(stripped.metadata.managed_fields, None);
+        let status = stripped.status.as_ref().unwrap();
+        assert_eq!(status.images, None);
+        assert_eq!(status.volumes_in_use, None);
+        let before = node.status.as_ref().unwrap();
+        assert_eq!(status.addresses, before.addresses);
+        assert_eq!(status.conditions, before.conditions);
+        assert_eq!(stripped.metadata.labels, node.metadata.labels);
+        let mut service = Service::default();
+        service.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        strip_service(&mut service);
+        assert_eq!(service.metadata.managed_fields, None);
     }
 }
