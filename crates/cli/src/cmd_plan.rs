@@ -24,11 +24,11 @@ use k8s_openapi::serde::Deserialize as _;
 use model::annotations::{self as ann, Annotations};
 use model::config::CloudConfig;
 use model::spec::FipIntent;
-use model::{CloudFeatures, DeleteIntent, Environment, Invalid, Observed, Plan};
+use model::{CloudFeatures, DeleteIntent, Environment, Observed, Plan};
 use openstack::{RetryPolicy, SessionOptions};
 use serde_json::Value;
 
-use render::{Condition, Outcome, Report, StatusPreview};
+use render::{Outcome, Report, StatusPreview};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -99,7 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // found even where the cloud is unreachable.
     if !args.delete {
         if let Err(invalid) = Annotations::parse(&meta.annotations) {
-            let report = Report::invalid(&meta.key(), invalid);
+            let report = Report::invalid(&meta.key(), &service, invalid);
             print(&report, args.output)?;
             return Ok(ExitCode::from(EXIT_INVALID));
         }
@@ -322,9 +322,9 @@ async fn connect(
     }
     Ok(Connection {
         cloud: opened.cloud,
+        generation: features.generation.label(),
         features,
         env,
-        generation: features.generation.label(),
     })
 }
 
@@ -370,7 +370,7 @@ async fn evaluate(
                 "the Service is no longer handled by this controller but still carries its finalizer".to_string()
             },
         };
-        report.status = Some(StatusPreview::after_delete(&plan, args.delete));
+        report.status = Some(StatusPreview::after_delete(&service, &plan, args.delete));
         report.plan = Some(plan);
         return Ok(report);
     }
@@ -378,8 +378,8 @@ async fn evaluate(
     let spec = match model::desired(&service, &nodes, config, &conn.features, &conn.env) {
         Ok(spec) => spec,
         Err(invalid) => {
+            report.status = Some(StatusPreview::invalid(&service, &invalid));
             report.outcome = Outcome::Invalid { problems: invalid };
-            report.status = Some(StatusPreview::invalid(&report.outcome));
             return Ok(report);
         }
     };
@@ -401,15 +401,19 @@ async fn evaluate(
     let plan = model::plan(&spec, &observed);
     report.observed = Some(observed);
     if !plan.invalid.is_empty() {
+        report.status = Some(StatusPreview::invalid(&service, &plan.invalid));
         report.outcome = Outcome::Invalid {
             problems: plan.invalid.clone(),
         };
-        report.status = Some(StatusPreview::invalid(&report.outcome));
         report.plan = Some(plan);
         return Ok(report);
     }
     report.outcome = Outcome::Ensure;
-    report.status = Some(StatusPreview::after_ensure(&plan));
+    report.status = Some(StatusPreview::after_ensure(
+        &service,
+        &plan,
+        &notices(&spec.warnings, &plan),
+    ));
     report.plan = Some(plan);
     Ok(report)
 }
@@ -449,25 +453,8 @@ pub(crate) fn creates_lb(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| s.step.creates_load_balancer())
 }
 
-/// Invalid problems as the condition/Event message: the controller joins them with "; ".
-pub(crate) fn problems_text(problems: &[Invalid]) -> String {
-    problems
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl Condition {
-    pub(crate) fn new(status: &str, reason: &str, message: impl Into<String>) -> Self {
-        Condition {
-            type_: controller::status::CONDITION_TYPE.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.into(),
-        }
-    }
-}
+pub(crate) use controller::planner::published;
+use controller::planner::notices;
 
 #[cfg(test)]
 mod tests {

@@ -153,7 +153,9 @@ fn stages(observed: &Observed) -> Stages {
     }
 }
 
-fn notices(spec_warnings: &[model::Warning], plan: &Plan) -> Vec<Notice> {
+/// The Warning Events of an ensure pass: the spec's warnings, the plan's, and one per refused
+/// immutable change, sorted and without repeats. `plan` previews them with this same function.
+pub fn notices(spec_warnings: &[model::Warning], plan: &Plan) -> Vec<Notice> {
     let mut out: Vec<Notice> = spec_warnings
         .iter()
         .chain(plan.warnings.iter())
@@ -171,7 +173,9 @@ fn notices(spec_warnings: &[model::Warning], plan: &Plan) -> Vec<Notice> {
     out
 }
 
-fn published(plan: &Plan) -> Published {
+/// What the Service shows once the plan is complete: its ingress, LB id, and first IP as the
+/// address annotation. Shared with `plan`'s preview.
+pub fn published(plan: &Plan) -> Published {
     let ingress: Vec<Ingress> = plan
         .status
         .as_ref()

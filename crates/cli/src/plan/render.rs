@@ -7,11 +7,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use controller::engine::reasons;
+use controller::backend::Notice;
+use controller::status::{
+    effects, ConditionChange, Effects, FinalizerChange, IngressChange, Outcome as Written,
+    CONDITION_TYPE,
+};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::serde::Serialize;
 use model::observed::ObservedLoadBalancer;
 use model::plan::{PortRef, Wait};
-use model::spec::{Ingress, ListenerSpec, MemberSpec, MonitorSpec};
+use model::spec::{ListenerSpec, MemberSpec, MonitorSpec};
 use model::{CloudFeatures, Environment, Generation, Invalid, InvalidReason, Observed, Plan, Step};
 use serde_json::{json, Value};
 
@@ -42,189 +47,98 @@ impl Outcome {
     }
 }
 
-/// The `LoadBalancerReady` condition the controller would set.
+/// What the controller would write to the Service on this pass: the controller's own
+/// [`effects`] for the outcome `plan` foresees, so the preview says what the controller
+/// writes by construction. The outcome is that of the controller's first pass for this
+/// Service as it is now (a first step announces `EnsuringLoadBalancer`, a first cleanup pass
+/// `DeletingLoadBalancer`).
 #[derive(Clone, Debug)]
-pub struct Condition {
-    pub type_: String,
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-}
-
-#[derive(Clone, Debug)]
-pub struct EventPreview {
-    pub type_: &'static str,
-    pub reason: String,
-    pub message: String,
-}
-
-/// What `status.loadBalancer.ingress` would become.
-#[derive(Clone, Debug)]
-pub enum IngressChange {
-    /// Left as it is (written once the load balancer is complete).
-    Unchanged,
-    Set(Vec<Ingress>),
-    Cleared,
-}
-
-/// What the controller would write to the Service on this pass.
-#[derive(Clone, Debug)]
-pub struct StatusPreview {
-    pub condition: Option<Condition>,
-    pub ingress: IngressChange,
-    /// Annotations written back (`None` = removed).
-    pub annotations: BTreeMap<String, Option<String>>,
-    pub events: Vec<EventPreview>,
-    /// `add`, `remove` or `keep` for `service.kubernetes.io/load-balancer-cleanup`.
-    pub finalizer: &'static str,
-}
+pub struct StatusPreview(pub Effects);
 
 impl StatusPreview {
     fn to_json(&self) -> Value {
+        let e = &self.0;
         json!({
-            "condition": self.condition.as_ref().map(|c| json!({
-                "type": c.type_,
-                "status": c.status,
-                "reason": c.reason,
-                "message": c.message,
-            })),
-            "ingress": match &self.ingress {
+            "condition": match &e.condition {
+                ConditionChange::Set(c) => json!({
+                    "type": CONDITION_TYPE,
+                    "status": c.status(),
+                    "reason": c.reason.as_str(),
+                    "message": c.message,
+                }),
+                ConditionChange::Keep | ConditionChange::Remove => Value::Null,
+            },
+            "ingress": match &e.ingress {
                 IngressChange::Unchanged => json!({"change": "unchanged"}),
                 IngressChange::Cleared => json!({"change": "cleared"}),
-                IngressChange::Set(list) => json!({"change": "set", "ingress": list}),
+                IngressChange::Set(list) => json!({"change": "set", "ingress": list.iter().map(|i| json!({
+                    "ip": i.ip,
+                    "hostname": i.hostname,
+                    "ip_mode": i.ip_mode,
+                })).collect::<Vec<_>>()}),
             },
-            "annotations": self.annotations,
-            "events": self.events.iter().map(|e| json!({
-                "type": e.type_,
-                "reason": e.reason,
-                "message": e.message,
+            "annotations": e.annotations,
+            "events": e.events.iter().map(|ev| json!({
+                "type": ev.type_str(),
+                "reason": ev.reason,
+                "message": ev.message,
             })).collect::<Vec<_>>(),
-            "finalizer": self.finalizer,
+            "finalizer": e.finalizer.as_str(),
         })
     }
 
-    fn empty() -> Self {
-        StatusPreview {
-            condition: None,
-            ingress: IngressChange::Unchanged,
-            annotations: BTreeMap::new(),
-            events: Vec::new(),
-            finalizer: "keep",
-        }
+    /// As the engine handles `Ensured::Invalid` (after adding its finalizer).
+    pub fn invalid(service: &Service, problems: &[Invalid]) -> Self {
+        let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        StatusPreview(effects(service, Written::Starting).then(effects(
+            service,
+            Written::Invalid {
+                problems: &problems,
+            },
+        )))
     }
 
-    /// As the engine handles `Ensured::Invalid`.
-    pub fn invalid(outcome: &Outcome) -> Self {
-        let message = match outcome {
-            Outcome::Invalid { problems } => super::problems_text(problems),
-            _ => String::new(),
-        };
-        StatusPreview {
-            condition: Some(Condition::new(
-                "False",
-                "InvalidAnnotation",
-                message.clone(),
-            )),
-            events: vec![EventPreview {
-                type_: "Warning",
-                reason: reasons::INVALID.to_string(),
-                message,
-            }],
-            ..StatusPreview::empty()
-        }
-    }
-
-    /// As the engine handles `Ensured::{Progressed, Busy, Ready}`.
-    pub fn after_ensure(plan: &Plan) -> Self {
-        let mut p = StatusPreview {
-            finalizer: "add",
-            ..StatusPreview::empty()
-        };
-        for w in &plan.warnings {
-            p.events.push(EventPreview {
-                type_: "Warning",
-                reason: w.reason.to_string(),
-                message: w.message.clone(),
-            });
-        }
-        for r in &plan.refusals {
-            p.events.push(EventPreview {
-                type_: "Warning",
-                reason: "ImmutableChange".into(),
-                message: r.to_string(),
-            });
-        }
-        if !plan.is_empty() {
-            let creating = super::creates_lb(plan);
-            p.condition = Some(Condition::new(
-                "False",
-                "Provisioning",
-                if creating {
-                    "creating the load balancer"
-                } else {
-                    "updating the load balancer"
-                },
-            ));
-            p.events.push(EventPreview {
-                type_: "Normal",
-                reason: reasons::ENSURING.into(),
-                message: "Ensuring load balancer".into(),
-            });
+    /// As the engine handles `Ensured::{Progressed, Busy, Ready}`; `notices` as the
+    /// controller derives them from the spec's warnings and the plan.
+    pub fn after_ensure(service: &Service, plan: &Plan, notices: &[Notice]) -> Self {
+        let published;
+        let outcome = if !plan.is_empty() {
+            Written::Progressed {
+                notices,
+                first: true,
+                creating: super::creates_lb(plan),
+            }
         } else if let Some(Wait::LoadBalancerBusy { status }) = &plan.wait {
-            p.condition = Some(Condition::new(
-                "False",
-                "Provisioning",
-                format!("load balancer is {status}"),
-            ));
+            Written::Busy {
+                lb_status: status,
+                // A load balancer still being created was created by the controller's
+                // earlier pass, which remembers it.
+                creating: status == "PENDING_CREATE",
+            }
         } else {
-            p.condition = Some(Condition::new(
-                "True",
-                "Ready",
-                match &plan.load_balancer_id {
-                    Some(id) => format!("load balancer {id} is ACTIVE"),
-                    None => "load balancer is ACTIVE".to_string(),
-                },
-            ));
-            if let Some(status) = &plan.status {
-                p.ingress = IngressChange::Set(status.ingress.clone());
-                let address = status.ingress.iter().find_map(|i| i.ip.clone());
-                if address.is_some() {
-                    p.annotations
-                        .insert(controller::status::ANN_LB_ADDRESS.to_string(), address);
-                }
+            published = super::published(plan);
+            Written::Ready {
+                published: &published,
+                notices,
+                ended: None,
             }
-            if let Some(id) = &plan.load_balancer_id {
-                p.annotations
-                    .insert(controller::status::ANN_LB_ID.to_string(), Some(id.clone()));
-            }
-        }
-        p
+        };
+        StatusPreview(effects(service, Written::Starting).then(effects(service, outcome)))
     }
 
     /// As the engine's cleanup: `explicit` is a deleted Service, otherwise one that stopped
     /// being a LoadBalancer (its status and address annotation are cleared once done).
-    pub fn after_delete(plan: &Plan, explicit: bool) -> Self {
-        let mut p = StatusPreview::empty();
+    pub fn after_delete(service: &Service, plan: &Plan, explicit: bool) -> Self {
+        let start = effects(service, Written::Deleting { first: true });
         if !plan.is_empty() || plan.wait.is_some() {
-            p.events.push(EventPreview {
-                type_: "Normal",
-                reason: reasons::DELETING.into(),
-                message: "Deleting load balancer".into(),
-            });
-            return p;
+            return StatusPreview(start);
         }
-        p.events.push(EventPreview {
-            type_: "Normal",
-            reason: reasons::DELETED.into(),
-            message: "Deleted load balancer".into(),
-        });
-        p.finalizer = "remove";
-        if !explicit {
-            p.ingress = IngressChange::Cleared;
-            p.annotations
-                .insert(controller::status::ANN_LB_ADDRESS.to_string(), None);
-        }
-        p
+        StatusPreview(start.then(effects(
+            service,
+            Written::Deleted {
+                service_stays: !explicit,
+            },
+        )))
     }
 }
 
@@ -278,12 +192,11 @@ impl Report {
         }
     }
 
-    pub fn invalid(service: &str, problems: Vec<Invalid>) -> Self {
-        let outcome = Outcome::Invalid { problems };
+    pub fn invalid(key: &str, service: &Service, problems: Vec<Invalid>) -> Self {
         Report {
-            status: Some(StatusPreview::invalid(&outcome)),
-            outcome,
-            ..Report::unreadable(Path::new(service), "")
+            status: Some(StatusPreview::invalid(service, &problems)),
+            outcome: Outcome::Invalid { problems },
+            ..Report::unreadable(Path::new(key), "")
         }
     }
 }
@@ -1002,13 +915,18 @@ fn invalid_lines(problems: &[Invalid]) -> Vec<String> {
     out
 }
 
-fn status_lines(s: &StatusPreview) -> Vec<String> {
+fn status_lines(preview: &StatusPreview) -> Vec<String> {
+    let s = &preview.0;
     let mut out = Vec::new();
-    if let Some(c) = &s.condition {
-        out.push(format!(
-            "condition {}={} reason {}: {}",
-            c.type_, c.status, c.reason, c.message
-        ));
+    match &s.condition {
+        ConditionChange::Set(c) => out.push(format!(
+            "condition {CONDITION_TYPE}={} reason {}: {}",
+            c.status(),
+            c.reason.as_str(),
+            c.message
+        )),
+        ConditionChange::Remove => out.push(format!("condition {CONDITION_TYPE} removed")),
+        ConditionChange::Keep => {}
     }
     out.push(match &s.ingress {
         IngressChange::Unchanged => {
@@ -1020,9 +938,9 @@ fn status_lines(s: &StatusPreview) -> Vec<String> {
             list.iter()
                 .map(|i| {
                     let addr = i.ip.clone().or(i.hostname.clone()).unwrap_or_default();
-                    match i.ip_mode {
-                        Some(m) => format!("{addr} (ipMode {m:?})"),
-                        None => addr,
+                    match (&i.ip, &i.ip_mode) {
+                        (Some(_), Some(m)) => format!("{addr} (ipMode {m})"),
+                        _ => addr,
                     }
                 })
                 .collect::<Vec<_>>()
@@ -1036,18 +954,23 @@ fn status_lines(s: &StatusPreview) -> Vec<String> {
         });
     }
     match s.finalizer {
-        "add" => out.push(format!(
+        FinalizerChange::Add => out.push(format!(
             "finalizer {} (added if missing)",
             controller::status::FINALIZER
         )),
-        "remove" => out.push(format!(
+        FinalizerChange::Remove => out.push(format!(
             "finalizer {} removed",
             controller::status::FINALIZER
         )),
-        _ => {}
+        FinalizerChange::Keep => {}
     }
     for e in &s.events {
-        out.push(format!("Event {} {}: {}", e.type_, e.reason, e.message));
+        out.push(format!(
+            "Event {} {}: {}",
+            e.type_str(),
+            e.reason,
+            e.message
+        ));
     }
     out
 }

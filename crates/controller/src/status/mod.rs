@@ -2,13 +2,24 @@
 //! the outcome of a reconcile: finalizer, `status.loadBalancer.ingress`, the
 //! `LoadBalancerReady` condition and the id/address annotations. Each function returns the
 //! merge-patch body only when something differs, so that an unchanged Service costs no write.
-//! Must not know about OpenStack or perform any I/O.
+//! [`effects`] decides, for each outcome of a pass, the condition, Events, annotations,
+//! ingress and finalizer: the engine applies it and `plan` previews it, so the two cannot
+//! say different things. Must not know about OpenStack or perform any I/O.
+
+mod effects;
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{json, Value};
 
 use crate::backend::{Ingress, Published};
+
+pub use effects::{
+    effects, failure_reason, reasons, Change, ConditionChange, Effects, EventEffect,
+    FinalizerChange, IngressChange, Outcome,
+};
 
 /// Finalizer guarding cleanup, the same name the in-tree service controller uses.
 pub const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
@@ -58,7 +69,8 @@ impl WantedCondition {
             message: truncate(message.into()),
         }
     }
-    fn status(&self) -> &'static str {
+    /// `True` or `False`, as the condition's status.
+    pub fn status(&self) -> &'static str {
         if self.reason == Reason::Ready {
             "True"
         } else {
@@ -175,6 +187,11 @@ fn current_ingress(service: &Service) -> Vec<LoadBalancerIngress> {
         .unwrap_or_default()
 }
 
+/// Whether the Service already publishes an address.
+pub fn has_ingress(service: &Service) -> bool {
+    !current_ingress(service).is_empty()
+}
+
 fn current_conditions(service: &Service) -> Vec<Condition> {
     service
         .status
@@ -268,16 +285,43 @@ pub fn status_patch(
 
 /// Merge patch for the id/address annotations, or `None` when they already say the same.
 pub fn annotations_patch(service: &Service, published: &Published) -> Option<Value> {
-    let current = service.metadata.annotations.clone().unwrap_or_default();
-    let mut patch = serde_json::Map::new();
-    for (key, wanted) in [
+    let wanted: BTreeMap<String, Option<String>> = [
         (ANN_LB_ID, &published.load_balancer_id),
         (ANN_LB_ADDRESS, &published.load_balancer_address),
-    ] {
-        if let Some(value) = wanted {
-            if current.get(key) != Some(value) {
-                patch.insert(key.to_string(), json!(value));
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_string(), Some(v.clone()?))))
+    .collect();
+    annotation_changes(service, &wanted)
+}
+
+/// Merge patch dropping the address annotation once the load balancer is gone (the id
+/// annotation may be the user's own pointer to a shared LB, so it is left alone).
+pub fn clear_address_patch(service: &Service) -> Option<Value> {
+    annotation_changes(
+        service,
+        &BTreeMap::from([(ANN_LB_ADDRESS.to_string(), None)]),
+    )
+}
+
+/// Merge patch setting (`Some`) or removing (`None`) annotations, or `None` when they already
+/// say so.
+pub(super) fn annotation_changes(
+    service: &Service,
+    wanted: &BTreeMap<String, Option<String>>,
+) -> Option<Value> {
+    let current = service.metadata.annotations.as_ref();
+    let mut patch = serde_json::Map::new();
+    for (key, value) in wanted {
+        let now = current.and_then(|a| a.get(key));
+        match value {
+            Some(v) if now != Some(v) => {
+                patch.insert(key.clone(), json!(v));
             }
+            None if now.is_some() => {
+                patch.insert(key.clone(), Value::Null);
+            }
+            _ => {}
         }
     }
     if patch.is_empty() {
@@ -287,17 +331,6 @@ pub fn annotations_patch(service: &Service, published: &Published) -> Option<Val
     }
 }
 
-/// Merge patch dropping the address annotation once the load balancer is gone (the id
-/// annotation may be the user's own pointer to a shared LB, so it is left alone).
-pub fn clear_address_patch(service: &Service) -> Option<Value> {
-    let has = service
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(ANN_LB_ADDRESS));
-    has.then(|| json!({ "metadata": { "annotations": { ANN_LB_ADDRESS: Value::Null } } }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,7 +338,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::jiff::Timestamp;
 
-    fn svc(type_: &str, class: Option<&str>) -> Service {
+    pub(super) fn svc(type_: &str, class: Option<&str>) -> Service {
         Service {
             metadata: ObjectMeta {
                 name: Some("web".into()),
@@ -323,11 +356,11 @@ mod tests {
         }
     }
 
-    fn now() -> Time {
+    pub(super) fn now() -> Time {
         Time(Timestamp::from_second(1_800_000_000).unwrap())
     }
 
-    fn ingress(ip: &str) -> Ingress {
+    pub(super) fn ingress(ip: &str) -> Ingress {
         Ingress {
             ip: Some(ip.into()),
             hostname: None,
