@@ -766,12 +766,13 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
     );
     println!(
         "chaos figures: {} live Services converged {:.1} s after the churn; all deleted in \
-         {:.1} s; {} pool samples, {} pools seen empty after having members; {} LBs seen in \
-         ERROR",
+         {:.1} s; {} pool samples over {} pools with members, {} seen empty after having \
+         members; {} LBs seen in ERROR",
         live_count,
         converged.as_secs_f64(),
         delete_time.as_secs_f64(),
         watch.samples,
+        watch.had_members.len(),
         watch.empty_after_members.len(),
         watch.error_lbs.len()
     );
