@@ -76,7 +76,8 @@ async fn info(State(state): State<AppState>) -> Json<Value> {
 fn faults_body(state: &AppState) -> Value {
     let faults = state.inner.faults.lock();
     let rules: Vec<FaultRuleSpec> = faults.rules.iter().map(FaultRuleSpec::from).collect();
-    json!({"rules": rules, "lb_error_after_create": faults.lb_error_after_create})
+    json!({"rules": rules, "lb_error_after_create": faults.lb_error_after_create,
+           "injected": faults.injected})
 }
 
 async fn get_faults(State(state): State<AppState>) -> Json<Value> {

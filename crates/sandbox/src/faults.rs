@@ -24,6 +24,9 @@
 //!
 //! Command-line form (`sandbox --fault`):
 //! `service=network,method=POST,hold=30s,times=1,path=^/v2.0/floatingips$`.
+//!
+//! A rate limit as a real cloud sends it (a 429 naming when to come back):
+//! `{"status": 429, "retry_after_s": 2, "probability": 0.05}`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,6 +57,8 @@ pub struct FaultRule {
     pub probability: f64,
     pub hold_response: Duration,
     pub remaining: Option<u32>,
+    /// Seconds sent in a `Retry-After` header with the injected status (rate limiting).
+    pub retry_after: Option<u32>,
 }
 
 /// Wire form of a rule for the admin API (`PUT /faults` `rules[]`, `POST /faults/rules`;
@@ -66,9 +71,11 @@ pub struct FaultRule {
 ///   answer this long — the "killed between a POST and its response" window;
 /// - `times`: apply to the first N matching requests only (`GET /faults` shows how many are
 ///   left; 0 = used up); absent = every one;
-/// - `probability` (0..=1, default 1): apply to this share of the matching requests.
+/// - `probability` (0..=1, default 1): apply to this share of the matching requests;
+/// - `retry_after_s`: with `status`, the injected answer carries `Retry-After: <seconds>`
+///   (what Octavia/Neutron behind a rate limiter send with a 429).
 ///
-/// A rule needs at least one of `status`, `latency_ms`, `hold_response_ms`. The two newest
+/// A rule needs at least one of `status`, `latency_ms`, `hold_response_ms`. The three newest
 /// fields are left out of answers when unset, so older readers see the form they knew.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +96,8 @@ pub struct FaultRuleSpec {
     pub hold_response_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u32>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -109,6 +118,9 @@ impl TryFrom<FaultRuleSpec> for FaultRule {
         if !(0.0..=1.0).contains(&probability) {
             return Err(format!("probability {probability} is not within 0..=1"));
         }
+        if spec.retry_after_s.is_some() && spec.status.is_none() {
+            return Err("retry_after_s needs a status to go with".to_string());
+        }
         if spec.status.is_none() && spec.latency_ms == 0 && spec.hold_response_ms == 0 {
             return Err(
                 "a rule needs a status, a latency or a response hold (or several)".to_string(),
@@ -123,6 +135,7 @@ impl TryFrom<FaultRuleSpec> for FaultRule {
             probability,
             hold_response: Duration::from_millis(spec.hold_response_ms),
             remaining: spec.times,
+            retry_after: spec.retry_after_s,
         })
     }
 }
@@ -138,6 +151,7 @@ impl From<&FaultRule> for FaultRuleSpec {
             probability: Some(rule.probability),
             hold_response_ms: u64::try_from(rule.hold_response.as_millis()).unwrap_or(u64::MAX),
             times: rule.remaining,
+            retry_after_s: rule.retry_after,
         }
     }
 }
@@ -146,7 +160,8 @@ impl FromStr for FaultRule {
     type Err = String;
     /// Compact command-line form: comma-separated `key=value` pairs with keys `service`
     /// (identity|network|load-balancer), `method`, `path` (regex), `status`, `latency` and
-    /// `hold` (milliseconds, or with an `ms`/`s` suffix), `times` and `probability` (0..1).
+    /// `hold` (milliseconds, or with an `ms`/`s` suffix), `times`, `probability` (0..1) and
+    /// `retry-after` (seconds, sent as a header with `status`).
     /// Because the regex may itself contain commas, `path=` swallows the rest of the text and
     /// must come last.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -159,6 +174,7 @@ impl FromStr for FaultRule {
             probability: None,
             hold_response_ms: 0,
             times: None,
+            retry_after_s: None,
         };
         let mut rest = s.trim();
         while !rest.is_empty() {
@@ -197,6 +213,11 @@ impl FromStr for FaultRule {
                         format!("fault rule {s:?}: bad times {value:?} (a count, e.g. 1)")
                     })?)
                 }
+                "retry-after" => {
+                    spec.retry_after_s = Some(value.parse().map_err(|_| {
+                        format!("fault rule {s:?}: bad retry-after {value:?} (seconds, e.g. 2)")
+                    })?)
+                }
                 "probability" => {
                     spec.probability = Some(
                         value
@@ -207,7 +228,7 @@ impl FromStr for FaultRule {
                 other => {
                     return Err(format!(
                         "fault rule {s:?}: unknown key {other:?}; accepted: service, method, \
-                         status, latency, hold, times, probability, path (last)"
+                         status, latency, hold, times, probability, retry-after, path (last)"
                     ))
                 }
             }
@@ -245,6 +266,9 @@ pub struct FaultState {
     /// While set, every newly created load balancer ends in provisioning_status ERROR instead
     /// of ACTIVE (the Octavia side reads it when its create completes).
     pub lb_error_after_create: bool,
+    /// How many requests each kind of fault was applied to since the start (`"503"`,
+    /// `"429"`, `"latency"`, `"hold"`): a chaos run prints what it really injected.
+    pub injected: std::collections::BTreeMap<String, u64>,
 }
 
 /// What the middleware decided for one request.
@@ -252,6 +276,8 @@ pub struct FaultState {
 struct Verdict {
     latency: Duration,
     status: Option<u16>,
+    /// Goes with `status`: the header of the rule that chose the status.
+    retry_after: Option<u32>,
     hold: Duration,
 }
 
@@ -261,6 +287,7 @@ impl FaultState {
         let mut verdict = Verdict {
             latency: Duration::ZERO,
             status: None,
+            retry_after: None,
             hold: Duration::ZERO,
         };
         let mut rng = rand::thread_rng();
@@ -277,8 +304,18 @@ impl FaultState {
             }
             verdict.latency += rule.latency;
             verdict.hold += rule.hold_response;
+            if let Some(code) = rule.status.filter(|_| verdict.status.is_none()) {
+                *self.injected.entry(code.to_string()).or_default() += 1;
+            }
+            if !rule.latency.is_zero() {
+                *self.injected.entry("latency".to_string()).or_default() += 1;
+            }
+            if !rule.hold_response.is_zero() {
+                *self.injected.entry("hold".to_string()).or_default() += 1;
+            }
             if verdict.status.is_none() {
                 verdict.status = rule.status;
+                verdict.retry_after = rule.retry_after.filter(|_| rule.status.is_some());
             }
         }
         verdict
@@ -302,7 +339,14 @@ pub async fn middleware(
     let response = match verdict.status {
         Some(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            ApiError::new(service, status, "Fault injected by the sandbox").into_response()
+            let mut response =
+                ApiError::new(service, status, "Fault injected by the sandbox").into_response();
+            if let Some(secs) = verdict.retry_after {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            }
+            response
         }
         None => next.run(request).await,
     };
@@ -350,6 +394,7 @@ mod tests {
                 .parse()
                 .unwrap()],
             lb_error_after_create: false,
+            injected: Default::default(),
         };
         assert_eq!(
             state
@@ -403,6 +448,7 @@ mod tests {
                     .unwrap(),
             ],
             lb_error_after_create: false,
+            injected: Default::default(),
         };
         let post = |s: &mut FaultState| {
             s.decide(ServiceKind::LoadBalancer, "POST", "/v2/lbaas/loadbalancers")
@@ -410,6 +456,7 @@ mod tests {
         let held = Verdict {
             latency: Duration::from_millis(10),
             status: None,
+            retry_after: None,
             hold: Duration::from_secs(5),
         };
         // A request the rule does not match does not use up its count.
@@ -424,6 +471,9 @@ mod tests {
         assert_eq!(after.latency, Duration::from_millis(10));
         assert_eq!(state.rules[0].remaining, Some(0));
         assert_eq!(state.rules[1].remaining, None);
+        assert_eq!(state.injected.get("hold"), Some(&2));
+        // The GET matched the latency rule too.
+        assert_eq!(state.injected.get("latency"), Some(&4));
     }
 
     #[test]
@@ -455,6 +505,57 @@ mod tests {
             {"hold_response_ms": -1}
         ))
         .is_err());
+    }
+
+    #[test]
+    fn retry_after_needs_a_status_and_parses_in_both_forms() {
+        let rule: FaultRule = "status=429,retry-after=3,path=/loadbalancers"
+            .parse()
+            .unwrap();
+        assert_eq!(rule.retry_after, Some(3));
+        assert!("latency=5,retry-after=3".parse::<FaultRule>().is_err());
+        assert!("status=429,retry-after=soon".parse::<FaultRule>().is_err());
+        let spec: FaultRuleSpec =
+            serde_json::from_value(serde_json::json!({"status": 429, "retry_after_s": 7})).unwrap();
+        let rule = FaultRule::try_from(spec).unwrap();
+        assert_eq!(FaultRuleSpec::from(&rule).retry_after_s, Some(7));
+    }
+
+    /// A 429 rule answers with the service's error body AND the `Retry-After` header, without
+    /// running the handler.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_limit_fault_sends_retry_after() {
+        use tower::ServiceExt;
+
+        let sandbox = crate::server::start(crate::config::SandboxConfig::default())
+            .await
+            .unwrap();
+        let state = sandbox.state().clone();
+        state.inner.faults.lock().rules = vec!["status=429,retry-after=2,times=1,path=^/x$"
+            .parse()
+            .unwrap()];
+        let app = axum::Router::new()
+            .route("/x", axum::routing::get(|| async { StatusCode::OK }))
+            .layer(axum::middleware::from_fn_with_state(
+                (state.clone(), ServiceKind::LoadBalancer),
+                middleware,
+            ));
+        let get = || {
+            Request::builder()
+                .uri("/x")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let limited = app.clone().oneshot(get()).await.unwrap();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            limited.headers().get(http::header::RETRY_AFTER).unwrap(),
+            "2"
+        );
+        let next = app.oneshot(get()).await.unwrap();
+        assert_eq!(next.status(), StatusCode::OK);
+        assert!(next.headers().get(http::header::RETRY_AFTER).is_none());
+        sandbox.shutdown().await;
     }
 
     /// The handler runs (its change is committed) while the caller still waits for the

@@ -128,6 +128,7 @@ pub async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
         faults: parking_lot::Mutex::new(crate::faults::FaultState {
             rules: cfg.faults.clone(),
             lb_error_after_create: cfg.lb_error_after_create,
+            injected: Default::default(),
         }),
         config: cfg,
         endpoints,

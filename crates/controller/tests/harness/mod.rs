@@ -141,6 +141,11 @@ impl ControllerProcess {
         self.spawn();
     }
 
+    /// The running process's id (for SIGSTOP/SIGCONT), if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still alive (it has not exited on its own).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -218,7 +223,7 @@ pub struct Env {
     http: reqwest::Client,
     /// Ports and security groups that are not ours (seeded, node ports): the audit's baseline.
     baseline_ports: Mutex<BTreeSet<String>>,
-    baseline_groups: BTreeSet<String>,
+    baseline_groups: Mutex<BTreeSet<String>>,
 }
 
 impl Env {
@@ -256,7 +261,7 @@ impl Env {
             namespace: namespace.to_string(),
             http: reqwest::Client::new(),
             baseline_ports: Mutex::new(ports.into_iter().map(|p| p.id).collect()),
-            baseline_groups: groups.into_iter().map(|g| g.id).collect(),
+            baseline_groups: Mutex::new(groups.into_iter().map(|g| g.id).collect()),
         })
     }
 
@@ -469,7 +474,9 @@ impl Env {
             .unwrap_or(0)
     }
 
-    async fn requests(&self, since: u64, extra: Option<(&str, &str)>) -> Value {
+    /// The request log from `since` on (the admin API's JSON), optionally filtered by one
+    /// query key (`method`, `service`, `path_prefix`).
+    pub async fn requests(&self, since: u64, extra: Option<(&str, &str)>) -> Value {
         let mut q = vec![("since".to_string(), since.to_string())];
         if let Some((k, v)) = extra {
             q.push((k.to_string(), v.to_string()));
@@ -543,6 +550,43 @@ impl Env {
         assert!(r.status().is_success(), "fault rule {rule} refused");
     }
 
+    /// One admin API call (JSON body, JSON answer); panics unless it succeeds.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.sandbox.admin_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "admin {path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Deletes every Service of the namespace and waits (bounded) until all are gone;
+    /// returns how many there were.
+    pub async fn delete_all_services(&self, limit: Duration) -> usize {
+        let names: Vec<String> = self
+            .services()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        for name in &names {
+            self.services()
+                .delete(name, &Default::default())
+                .await
+                .unwrap();
+        }
+        for name in &names {
+            self.wait_service_gone(name, limit).await;
+        }
+        names.len()
+    }
+
     pub async fn clear_faults(&self) {
         let r = self
             .http
@@ -553,11 +597,28 @@ impl Env {
         assert!(r.status().is_success(), "faults not cleared");
     }
 
+    /// Counts the security groups another project has now (Neutron makes a project's
+    /// `default` group on its first call) as not ours, for the leak audit.
+    pub async fn baseline_groups_of(&self, project_id: &str) {
+        let groups = self
+            .neutron
+            .list_security_groups(&ListQuery::new())
+            .await
+            .unwrap();
+        self.baseline_groups.lock().unwrap().extend(
+            groups
+                .into_iter()
+                .filter(|g| g.project_id == project_id)
+                .map(|g| g.id),
+        );
+    }
+
     /// The leak audit every test ends with: once the controller has let go, no load balancer,
     /// no floating IP (except the user-owned ones in `keep`, with their ports), no port but the
     /// seeded and node ports, no security group but the seeded ones are left in the sandbox.
     pub async fn audit_leaks(&self, keep: &[&str]) {
         let baseline = self.baseline_ports.lock().unwrap().clone();
+        let baseline_groups = self.baseline_groups.lock().unwrap().clone();
         let leaks = || async {
             let mut leaks = Vec::new();
             for lb in self
@@ -596,7 +657,7 @@ impl Env {
                 .await
                 .unwrap()
             {
-                if !self.baseline_groups.contains(&g.id) {
+                if !baseline_groups.contains(&g.id) {
                     leaks.push(format!("security group {} {}", g.id, g.name));
                 }
             }
@@ -634,6 +695,24 @@ impl Env {
     pub async fn finish(self) {
         self.sandbox.shutdown().await;
     }
+}
+
+/// A number from the environment (test sizes, seeds), else `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A LoadBalancer Service `name` with one TCP port `p<port>` per entry of `ports`.
+pub fn lb_service(name: &str, ports: &[i32]) -> Value {
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|p| json!({"name": format!("p{p}"), "port": p, "protocol": "TCP"}))
+        .collect();
+    json!({"metadata": {"name": name},
+           "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": ports}})
 }
 
 /// A backend answering every HTTP request with `name`, on `ip:port`.
