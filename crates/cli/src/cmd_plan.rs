@@ -453,8 +453,8 @@ pub(crate) fn creates_lb(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| s.step.creates_load_balancer())
 }
 
-pub(crate) use controller::planner::published;
 use controller::planner::notices;
+pub(crate) use controller::planner::published;
 
 #[cfg(test)]
 mod tests {
