@@ -1,12 +1,25 @@
 //! Neutron v2.0: the networking objects of the cloud (networks, subnets, ports, floating IPs,
 //! routers, security groups) with IP allocation, and the internal functions the load-balancer
 //! side calls under the world lock (VIP ports, floating-IP lookup). The HTTP API lives in
-//! `api`, request validation in `attrs`. It must not know load-balancer objects: the LBaaS
-//! routes are mounted by the server, and the data plane is told about floating-IP changes
-//! through `dataplane::sync`.
+//! `api` and its sibling modules, request validation in `attrs`. It must not know
+//! load-balancer objects: the LBaaS routes are mounted by the server, and the data plane is
+//! told about floating-IP changes through `dataplane::sync`.
 
 pub mod api;
 pub mod attrs;
+mod floating_ip;
+mod generic;
+mod kind;
+mod network;
+mod port;
+mod query;
+mod quota;
+mod request;
+mod router;
+mod security_group;
+mod subnet;
+mod tags;
+mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
