@@ -71,8 +71,9 @@ class Bench:
 
     # -- contenders
     def contender_cmd(self, c, user, password, cluster):
+        extra = self.a.olbc_metadata if c["kind"] != "occm" else []
         conf = user_cloud_conf(self.a.cloud_conf, os.path.join(self.a.work, f"cloud-{c['id']}.conf"),
-                               user, password)
+                               user, password, extra)
         if c["kind"] == "occm":
             return occm_argv(self.a.occm_bin, conf, self.a.kubeconfig, c["workers"], cluster)
         return olbc_argv(self.a.olbc_bin, conf, self.a.kubeconfig, cluster)
@@ -401,6 +402,8 @@ def main():
     ap.add_argument("--label", default="")
     ap.add_argument("--machine", default="")
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--olbc-metadata", action="append", default=[],
+                    help="a [Metadata] line (e.g. 'api-rate-limit = 0') for this controller's cloud.conf")
     ap.add_argument("--plots", action="store_true")
     ap.add_argument("--cap", action="append", default=[],
                     help="CONTENDER=N: skip sizes above N for that contender (OCCM with 1 worker "
@@ -422,7 +425,8 @@ def main():
         "label": a.label, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip(),
         "delay_s": a.delay, "delay_max_s": a.delay_max if a.delay_max > a.delay else None,
         "nodes": a.nodes, "machine": a.machine, "sizes": a.sizes, "node_sizes": a.node_sizes,
-        "notes": a.note}, "contenders": []}
+        "notes": a.note + [f"this controller's cloud.conf [Metadata]: {'; '.join(a.olbc_metadata)}"
+                           for _ in [0] if a.olbc_metadata]}, "contenders": []}
     failed = False
     for cid in [x for x in a.contenders.split(",") if x]:
         c = CONTENDERS[cid]

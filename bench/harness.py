@@ -273,12 +273,15 @@ def per_service(counts, n):
 
 
 # ------------------------------------------------------------------ contenders
-def user_cloud_conf(base, path, user, password):
+def user_cloud_conf(base, path, user, password, metadata=()):
     """Writes `base` (the sandbox's cloud.conf) to `path` with another user, so that user's
-    calls carry its name in the sandbox request log."""
+    calls carry its name in the sandbox request log; `metadata` lines go in a [Metadata]
+    section (the sandbox's cloud.conf has none)."""
     text = open(base).read()
     text = re.sub(r"(?m)^username = .*$", f"username = {user}", text)
     text = re.sub(r"(?m)^password = .*$", f"password = {password}", text)
+    if metadata:
+        text += "\n[Metadata]\n" + "".join(f"{line}\n" for line in metadata)
     with open(path, "w") as f:
         os.chmod(path, 0o600)
         f.write(text)

@@ -8,6 +8,8 @@
 #   options: --sizes 1,10 --node-sizes 10 --nodes 3 --delay 5s --delay-max 60s
 #            --contenders occm1,occm10,olbc --label TEXT --out DIR --no-plots --note TEXT
 #            --cap occm1=50 (skip sizes above 50 for that contender)
+#            --olbc-metadata 'api-rate-limit = 0' (a [Metadata] line for this controller's
+#            cloud.conf; repeatable: e.g. to measure another rate limit)
 #
 # Env: OLBC_BIN (use this openstack-lb-controller binary instead of a release build),
 #      OLBC_OCCM_VERSION, OLBC_CACHE_DIR, plus what hack/control-plane.sh understands.
@@ -34,6 +36,7 @@ plots=true
 quick=false
 notes=()
 caps=()
+metadata=()
 while (($#)); do
   case $1 in
     --quick) quick=true; sizes=1,3; node_sizes=3; delay=1s; shift ;;
@@ -48,6 +51,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --note) notes+=(--note "$2"); shift 2 ;;
     --cap) caps+=(--cap "$2"); shift 2 ;;
+    --olbc-metadata) metadata+=(--olbc-metadata "$2"); shift 2 ;;
     --no-plots) plots=false; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
@@ -159,7 +163,7 @@ rc=0
   --occm-bin "$occm_bin" --contenders "$contenders" --sizes "$sizes" --node-sizes "$node_sizes" \
   --nodes "$nodes" --node-octet "$node_octet" --sandbox-pid "$world_sandbox_pid" --delay "$delay_s" --delay-max "$delay_max_s" \
   --timeout "$timeout_s" --label "$label" --machine "$machine" "${notes[@]+"${notes[@]}"}" "${caps[@]+"${caps[@]}"}" \
-  "${plot_flag[@]+"${plot_flag[@]}"}" &
+  "${metadata[@]+"${metadata[@]}"}" "${plot_flag[@]+"${plot_flag[@]}"}" &
 driver_pid=$!
 wait "$driver_pid" || rc=$?
 driver_pid=
