@@ -348,7 +348,13 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     }
 
     /// Execute the runnable head of `plan`; a 409 means the LB got locked in between (`None`).
-    async fn run_steps(&self, plan: &Plan, observed: &Observed) -> Result<Option<Ran>, Failure> {
+    async fn run_steps(
+        &self,
+        key: &str,
+        generation: u64,
+        plan: &Plan,
+        observed: &Observed,
+    ) -> Result<Option<Ran>, Failure> {
         let steps: Vec<Step> = plan.runnable().iter().map(|s| s.step.clone()).collect();
         if steps.is_empty() {
             return Ok(None);
@@ -378,7 +384,14 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             Err(e) => {
                 if e.kind == CloudErrorKind::NotFound {
                     // Possibly an id discovery found that the cloud has lost since.
-                    self.rediscover(rediscover::Why::NotFound).await;
+                    self.discovery(|d| d.missing.insert(key.to_string()));
+                    let changed = self.rediscover(rediscover::Why::NotFound).await;
+                    // Also when another pass's look changed them while this one ran.
+                    if changed || self.discovery(|d| d.generation) != generation {
+                        // Planned on ids that are gone: plan again soon on the new ones, as
+                        // after a 409, instead of the error backoff.
+                        return Ok(None);
+                    }
                 }
                 Err(failure(e))
             }
@@ -469,6 +482,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     /// The rest of a pass once the plan is made: report, or run the steps that may run now.
     async fn conclude(
         &self,
+        generation: u64,
         service: &Service,
         spec: &model::LoadBalancerSpec,
         observed: Observed,
@@ -510,7 +524,10 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             });
         }
         let created = creates_lb(&plan);
-        match self.run_steps(&plan, &observed).await? {
+        match self
+            .run_steps(&status::key(service), generation, &plan, &observed)
+            .await?
+        {
             Some(ran) => {
                 let woken = self.wait_for(ran.locked.as_deref(), service);
                 let key = status::key(service);
@@ -599,6 +616,8 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
     }
 
     async fn ensure(&self, service: &Service, nodes: &[Arc<Node>]) -> Result<Ensured, Failure> {
+        // The discovered ids the spec is made of.
+        let generation = self.discovery(|d| d.generation);
         let spec = match self.desired(service, nodes) {
             Ok(spec) => spec,
             Err(invalid) => {
@@ -628,7 +647,9 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
                 };
             if conclusive {
                 debug!(service = %key, "planned on the state its own writes built; no read");
-                return self.conclude(service, &spec, known.observed, plan).await;
+                return self
+                    .conclude(generation, service, &spec, known.observed, plan)
+                    .await;
             }
         }
         let lookup = Lookup {
@@ -668,7 +689,8 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
         self.read_node_ports(&mut observed, spec.security_group.is_some())
             .await?;
         let plan = model::plan(&spec, &observed);
-        self.conclude(service, &spec, observed, plan).await
+        self.conclude(generation, service, &spec, observed, plan)
+            .await
     }
 
     async fn nodes_changed(&self, nodes: &[Arc<Node>]) {
@@ -767,6 +789,7 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
     }
 
     async fn delete(&self, service: &Service) -> Result<Deleted, Failure> {
+        let generation = self.discovery(|d| d.generation);
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -801,7 +824,10 @@ impl<C: Cloud + Inventory + Resync> LoadBalancers for Planner<C> {
             }
             return Ok(Deleted::Gone);
         }
-        match self.run_steps(&plan, &observed).await? {
+        match self
+            .run_steps(&status::key(service), generation, &plan, &observed)
+            .await?
+        {
             Some(ran) => Ok(Deleted::Progressed {
                 steps: ran.names,
                 woken: self.wait_for(ran.locked.as_deref(), service),

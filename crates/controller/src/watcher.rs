@@ -86,6 +86,20 @@ impl Watcher {
         rx
     }
 
+    /// Wake `keys` now, for a reason other than a settled LB (e.g. the cloud's ids changed
+    /// under their failed passes); nothing happens without a subscriber.
+    pub fn wake(&self, keys: impl IntoIterator<Item = String>) {
+        self.with(|s| {
+            if let Some(tx) = &s.wake {
+                for k in keys {
+                    if tx.send(k).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
     /// Register `key` as waiting for `lb_id` to settle. Returns whether someone listens, i.e.
     /// whether the Service will be woken (otherwise the caller must poll by itself).
     pub fn wait_for(&self, lb_id: &str, key: &str) -> bool {

@@ -3,20 +3,41 @@
 //! 503, 504, answers later than the client's timeout, 409 on writes, 429 with Retry-After,
 //! latency spikes), tokens are revoked, load balancers created during one window end in
 //! ERROR, the controller is SIGKILLed and restarted at random moments and the kube-apiserver
-//! is restarted once. Afterwards, with the faults off: every live Service has exactly one
-//! correct load balancer (its ports, its nodes as members, its floating IP on the VIP) and
-//! answers through its IP; no pool of a live Service was ever seen empty after it had
-//! members (the sandbox's state is sampled every 200 ms during the whole run); after deleting
-//! everything, nothing of ours is left, while a user's floating IP, another project's load
-//! balancer and another cluster's load balancer were never written to.
+//! is restarted once. Once, at a seeded moment, the sandbox loses its state as a cloud
+//! restarted on an empty database would (`SandboxHandle::lose_state`): every network, port,
+//! floating IP and load balancer gone, the seed made again with new ids, the same endpoints
+//! and users. Afterwards, with the faults off: every live Service has exactly one
+//! correct load balancer (its ports, its nodes as members, its floating IP on the VIP, its
+//! status showing that IP) and answers through its IP; no pool of a live Service was ever
+//! seen empty after it had members (the sandbox's state is sampled every 200 ms during the
+//! whole run); after deleting everything, nothing of ours is left, while a user's floating IP,
+//! another project's load balancer and another cluster's load balancer were never written to.
 //!
-//! Not covered: a sandbox restart that loses the cloud's state (the harness's `Env` owns one
-//! sandbox for its whole life, with its baseline of seeded ports; a restarted sandbox has new
-//! network ids, so the controller's cloud.conf would have to change too — issue 14 item 4).
+//! The state loss, and what the test does about it:
+//! * The controller's cloud.conf pins no network or subnet id: discovery finds them (the only
+//!   external network; the nodes' subnet from the port holding a node's address), and the
+//!   controller looks for them again after a "not found" (planner/rediscover.rs, at most once
+//!   a minute after its start or its last look).
+//! * The nodes' ports come back in the same step as the loss, as an operator rebuilding the
+//!   cloud would bring its machines back; without them, a look in between would find no
+//!   nodes' subnet.
+//! * From the loss until every Service live at the loss has an ACTIVE load balancer again, the
+//!   script's SIGKILLs are held back (counted), so the running controller has to follow the
+//!   new ids, not a fresh start; the controller must have logged that it did.
+//! * The pools that had members went with the cloud: the empty-pool watch starts over at the
+//!   loss (it still checks that no pool was seen empty after it had members again).
+//! * The user's FIP and the other project's and cluster's LBs went too: they are checked
+//!   untouched just before the loss and made again right after it (new baseline); every id
+//!   they ever had counts for the "never written to" check of the request log. The leak
+//!   audit's baseline becomes what existed right after the loss.
+//! * Figures of a passing run (seed 3822811865, docs/reliability.md): the state lost after op
+//!   63, 23 s into the churn; every Service live then had an ACTIVE LB again 61.5 s later
+//!   (rediscovery waits at least a minute after the controller's start or its last look).
 //!
-//! Reproducible: the operations, their timing, the kills and the apiserver restart follow
-//! `OLBC_CHAOS_SEED` (printed; random when unset). The sandbox's fault dice and the thread
-//! interleaving are not seeded, so a seed replays the same script, not the same calls.
+//! Reproducible: the operations, their timing, the kills, the apiserver restart and the
+//! state loss follow `OLBC_CHAOS_SEED` (printed; random when unset). The sandbox's fault dice
+//! and the thread interleaving are not seeded, so a seed replays the same script, not the
+//! same calls (nor which kills fall while rebuilding, and are held back).
 //! Size: `OLBC_CHAOS_SERVICES` (default 40), `OLBC_CHAOS_OPS` (default 250),
 //! `OLBC_CHAOS_SECONDS` (churn bound, default 100). Every loop is bounded in count and time.
 
@@ -130,6 +151,26 @@ struct PoolWatch {
     empty_after_members: Vec<String>,
     /// Load balancers seen in provisioning_status ERROR (the LB-ERROR window's victims).
     error_lbs: HashSet<String>,
+    /// When the sandbox lost its state; set under this watch's lock in the same step, so no
+    /// sample mixes the old cloud's expectations with the new cloud.
+    lost_at: Option<Instant>,
+    /// Pools that had members before the loss (they went with the cloud, not an outage).
+    pools_before_loss: usize,
+    /// Services live at the loss still waiting for an ACTIVE load balancer again.
+    awaiting_rebuild: BTreeSet<String>,
+    /// From the loss until every Service live at the loss (and still live) had one.
+    rebuilt_after: Option<Duration>,
+}
+
+impl PoolWatch {
+    /// The cloud lost everything: the pools seen so far are gone with it, so "had members"
+    /// starts again; the Services live now must get a load balancer again.
+    fn state_lost(&mut self, live: impl Iterator<Item = String>) {
+        self.lost_at = Some(Instant::now());
+        self.pools_before_loss = self.had_members.len();
+        self.had_members.clear();
+        self.awaiting_rebuild = live.collect();
+    }
 }
 
 /// One look at the sandbox's own state (no API call, so no fault and no request-log entry):
@@ -139,10 +180,14 @@ fn sample_pools(env: &Env, desired: &Desired, watch: &mut PoolWatch) {
     let world = env.sandbox.state().inner.world.lock();
     let octavia = &world.octavia;
     watch.samples += 1;
+    let mut active = HashSet::new();
     for lb in octavia.all(Kind::LoadBalancer) {
         let status = lb.provisioning();
         if status == "ERROR" {
             watch.error_lbs.insert(lb.id.clone());
+        }
+        if status == "ACTIVE" {
+            active.extend(lb.str("name").and_then(|n| n.strip_prefix(LB_PREFIX)));
         }
         if status == "DELETED" || status == "PENDING_DELETE" {
             continue;
@@ -171,6 +216,39 @@ fn sample_pools(env: &Env, desired: &Desired, watch: &mut PoolWatch) {
             }
         }
     }
+    if let (Some(lost_at), None) = (watch.lost_at, watch.rebuilt_after) {
+        // A Service deleted since no longer needs one.
+        watch
+            .awaiting_rebuild
+            .retain(|svc| desired.contains_key(svc) && !active.contains(svc.as_str()));
+        if watch.awaiting_rebuild.is_empty() {
+            watch.rebuilt_after = Some(lost_at.elapsed());
+        }
+    }
+}
+
+/// What Kubernetes holds (Services not being deleted), as the test's desired state: the churn
+/// assumes each operation it sent took effect, which an apiserver error can belie.
+async fn desired_from_kubernetes(env: &Env) -> Option<Desired> {
+    let list = env.services().list(&ListParams::default()).await.ok()?;
+    Some(
+        list.items
+            .iter()
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
+            .filter_map(|s| {
+                let name = s.metadata.name.clone()?;
+                let ports = svc_ports(s).map(|p| p.port).collect();
+                let limit = s
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("loadbalancer.openstack.org/connection-limit"))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default();
+                Some((name, (ports, limit)))
+            })
+            .collect(),
+    )
 }
 
 /// Everything wrong with the live Services' load balancers, read from Kubernetes and the
@@ -288,6 +366,31 @@ async fn problems(env: &Env, nodes: &BTreeMap<String, String>) -> Vec<String> {
     out
 }
 
+/// Attempts of one call the test itself makes while the faults may be on (they refuse a call
+/// before it does anything, so trying again cannot make a second object).
+const TEST_CALL_ATTEMPTS: u32 = 30;
+
+/// `call` until it answers a success (bounded); the last answer's status and body.
+async fn with_retries<F, Fut>(what: &str, mut call: F) -> (reqwest::header::HeaderMap, Value)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let mut last = String::new();
+    for _ in 0..TEST_CALL_ATTEMPTS {
+        let r = call().await;
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return (headers, body);
+        }
+        last = format!("{status} {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("{what}: no success in {TEST_CALL_ATTEMPTS} attempts, last {last}");
+}
+
 /// A token for `creds` straight from the sandbox's Keystone (for the foreign resources).
 async fn token(http: &reqwest::Client, env: &Env, creds: &sandbox::Credentials) -> String {
     let body = json!({"auth": {
@@ -296,14 +399,12 @@ async fn token(http: &reqwest::Client, env: &Env, creds: &sandbox::Credentials) 
             "password": creds.password.expose()}}},
         "scope": {"project": {"name": creds.project_name,
                               "domain": {"name": creds.project_domain_name}}}}});
-    let r = http
-        .post(format!("{}/v3/auth/tokens", env.sandbox.keystone_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "token for {}", creds.username);
-    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    let url = format!("{}/v3/auth/tokens", env.sandbox.keystone_url());
+    let (headers, _) = with_retries(&format!("token for {}", creds.username), || async {
+        http.post(&url).json(&body).send().await.unwrap()
+    })
+    .await;
+    headers["x-subject-token"].to_str().unwrap().to_string()
 }
 
 /// A load balancer made outside this cluster, with one listener, ACTIVE.
@@ -315,20 +416,98 @@ async fn foreign_lb(
     tags: &[&str],
 ) -> String {
     let seed = env.sandbox.seed();
-    let r = http
-        .post(format!("{}/v2/lbaas/loadbalancers", env.sandbox.octavia_url()))
-        .header("x-auth-token", token)
-        .json(&json!({"loadbalancer": {"name": name, "vip_subnet_id": seed.nodes_subnet_id,
+    let url = format!("{}/v2/lbaas/loadbalancers", env.sandbox.octavia_url());
+    let body = json!({"loadbalancer": {"name": name, "vip_subnet_id": seed.nodes_subnet_id,
                                        "tags": tags,
                                        "listeners": [{"name": format!("{name}-l"), "protocol": "TCP",
-                                                      "protocol_port": 9000}]}}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let v: Value = r.json().await.unwrap();
-    assert!(status.is_success(), "foreign LB {name}: {v}");
+                                                      "protocol_port": 9000}]}});
+    let (_, v) = with_retries(&format!("foreign LB {name}"), || async {
+        http.post(&url)
+            .header("x-auth-token", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    })
+    .await;
     v["loadbalancer"]["id"].as_str().unwrap().to_string()
+}
+
+/// The objects that are not ours: another project's LB, another cluster's LB (our naming,
+/// another cluster's tag) and a user's own floating IP; with what they look like once ready.
+struct Foreign {
+    project_lb: String,
+    cluster_lb: String,
+    user_fip: String,
+    fingerprints: [String; 2],
+}
+
+impl Foreign {
+    /// Makes them (bounded retries: the faults may be on) and waits until both LBs are ACTIVE.
+    async fn make(http: &reqwest::Client, env: &Env) -> Foreign {
+        let admin_token = token(http, env, env.sandbox.admin_credentials()).await;
+        let demo_token = token(http, env, env.sandbox.demo_credentials()).await;
+        let project_lb = foreign_lb(http, env, &demo_token, "demo-project-lb", &[]).await;
+        // Neutron made the demo project's default group for the LB's VIP port.
+        env.baseline_groups_in_sandbox(&env.sandbox.demo_credentials().project_id);
+        let cluster_lb = foreign_lb(
+            http,
+            env,
+            &admin_token,
+            &format!("{LB_PREFIX}foreign"),
+            &["kube-cluster-uid=another-cluster-uid"],
+        )
+        .await;
+        let url = format!("{}/v2.0/floatingips", env.sandbox.neutron_url());
+        let body = json!({"floatingip": {"floating_network_id": env.sandbox.seed().public_network_id,
+                                         "description": "the user's own"}});
+        let (_, v) = with_retries("the user's floating IP", || async {
+            http.post(&url)
+                .header("x-auth-token", &admin_token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        })
+        .await;
+        let user_fip = v["floatingip"]["id"].as_str().unwrap().to_string();
+        common::wait_for("foreign LBs ACTIVE", LIMIT, || async {
+            (fingerprint(env, &project_lb).contains("ACTIVE")
+                && fingerprint(env, &cluster_lb).contains("ACTIVE"))
+            .then_some(())
+        })
+        .await;
+        let fingerprints = [fingerprint(env, &project_lb), fingerprint(env, &cluster_lb)];
+        Foreign {
+            project_lb,
+            cluster_lb,
+            user_fip,
+            fingerprints,
+        }
+    }
+
+    /// Nobody changed them: the LBs look as they did once ready, the user's floating IP is
+    /// on no port and has no tag. Read from the sandbox's state (no call, no fault).
+    fn assert_untouched(&self, env: &Env, when: &str) {
+        assert_eq!(
+            self.fingerprints,
+            [
+                fingerprint(env, &self.project_lb),
+                fingerprint(env, &self.cluster_lb)
+            ],
+            "foreign load balancers changed ({when})"
+        );
+        let world = env.sandbox.state().inner.world.lock();
+        let fip = world.neutron.floating_ips.get(&self.user_fip);
+        assert!(
+            fip.is_some_and(|f| f.port_id.is_none() && f.std.tags.is_empty()),
+            "user FIP ({when}): {fip:?}"
+        );
+    }
+
+    fn ids(&self) -> [&String; 3] {
+        [&self.project_lb, &self.cluster_lb, &self.user_fip]
+    }
 }
 
 /// The attributes of an object that nobody but its owner should change.
@@ -403,6 +582,50 @@ struct Figures {
     token_revocations: u32,
     lb_error_window_lbs: usize,
     api_errors: u32,
+    /// The operation after which the sandbox lost its state, and when (since the churn began).
+    state_lost_at_op: u64,
+    state_lost_after: Duration,
+    /// SIGKILLs the script drew between the loss and the rebuild, not sent, so that the
+    /// running controller (not a fresh start) has to find the new ids.
+    kills_held: u32,
+    /// Times the controller logged that it planned with rediscovered ids after the loss.
+    rediscoveries: usize,
+}
+
+/// What the controller logs when it plans with ids it looked for again (rediscover.rs).
+const REDISCOVERED: &str = "the cloud's ids changed; planning with the rediscovered ones";
+
+/// The sandbox loses its state (its nodes' ports come back at once); the test's own
+/// objects are made again, the watch starts over. Returns the new foreign objects and the
+/// controller log's length at the loss (rediscoveries are counted after it).
+async fn lose_state(
+    http: &reqwest::Client,
+    env: &Env,
+    watch: &Mutex<PoolWatch>,
+    desired: &Mutex<Desired>,
+    foreign: &Foreign,
+    controller: &harness::ControllerProcess,
+) -> (Foreign, u64) {
+    // Up to the loss, nobody touched them.
+    foreign.assert_untouched(env, "before the loss");
+    let log_len = std::fs::metadata(&controller.log)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    {
+        let mut watch = watch.lock().unwrap();
+        let lost = env.lose_sandbox_state();
+        let live: Vec<String> = desired.lock().unwrap().keys().cloned().collect();
+        watch.state_lost(live.into_iter());
+        println!(
+            "chaos: sandbox state lost; new external network {}, nodes subnet {}, {} node ports back",
+            lost.networks.public_network_id,
+            lost.networks.nodes_subnet_id,
+            lost.node_ports.len()
+        );
+    }
+    // The user's FIP and the other project's and cluster's LBs went with the cloud: make them
+    // again, so the end's "never written to" still says something.
+    (Foreign::make(http, env).await, log_len)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,44 +651,9 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
     let http = reqwest::Client::new();
 
     // Things that are not ours and must stay as they are.
-    let admin_token = token(&http, &env, env.sandbox.admin_credentials()).await;
-    let demo_token = token(&http, &env, env.sandbox.demo_credentials()).await;
-    let foreign_project_lb = foreign_lb(&http, &env, &demo_token, "demo-project-lb", &[]).await;
-    env.baseline_groups_of(&env.sandbox.demo_credentials().project_id)
-        .await;
-    let foreign_cluster_lb = foreign_lb(
-        &http,
-        &env,
-        &admin_token,
-        &format!("{LB_PREFIX}foreign"),
-        &["kube-cluster-uid=another-cluster-uid"],
-    )
-    .await;
-    let user_fip = {
-        let r = http
-            .post(format!("{}/v2.0/floatingips", env.sandbox.neutron_url()))
-            .header("x-auth-token", &admin_token)
-            .json(
-                &json!({"floatingip": {"floating_network_id": env.sandbox.seed().public_network_id,
-                                         "description": "the user's own"}}),
-            )
-            .send()
-            .await
-            .unwrap();
-        let v: Value = r.json().await.unwrap();
-        v["floatingip"]["id"].as_str().unwrap().to_string()
-    };
-    // Bounded wait until both foreign LBs are ACTIVE, then remember what they look like.
-    common::wait_for("foreign LBs ACTIVE", LIMIT, || async {
-        (fingerprint(&env, &foreign_project_lb).contains("ACTIVE")
-            && fingerprint(&env, &foreign_cluster_lb).contains("ACTIVE"))
-        .then_some(())
-    })
-    .await;
-    let foreign_before = [
-        fingerprint(&env, &foreign_project_lb),
-        fingerprint(&env, &foreign_cluster_lb),
-    ];
+    let mut foreign = Foreign::make(&http, &env).await;
+    // Every id they ever had, for the "no write" check of the request log.
+    let mut foreign_ids: Vec<String> = foreign.ids().into_iter().cloned().collect();
 
     let mut nodes: BTreeMap<String, String> = BTreeMap::new();
     let mut next_node = 0usize;
@@ -475,9 +663,11 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         nodes.insert(name, node_ip(next_node));
         next_node += 1;
     }
+    // No network or subnet id pinned: discovery finds them, and finds them again after the
+    // loss (a pinned id would name a network that no longer exists).
     let conf = format!(
         "{}\n[Metadata]\nrequest-timeout = {REQUEST_TIMEOUT_S}s\n",
-        env.sandbox.cloud_conf()
+        env.sandbox.cloud_conf_unpinned()
     );
     let conf_path = env.write_conf("chaos-cloud.conf", &conf);
     let mut controller = harness::ControllerProcess::start(
@@ -517,6 +707,13 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
     let churn_start = Instant::now();
     let apiserver_restart_at = rng.gen_range(max_ops / 4..max_ops / 2);
     let lb_error_at = rng.gen_range(max_ops / 8..max_ops / 4);
+    // Early enough that the rebuild (rediscovery waits a minute after the controller's start,
+    // then the error backoff of each Service) fits in the churn and the convergence bound.
+    // After the LB-ERROR window, so the test's own LBs made again after it become ACTIVE.
+    let state_loss_at = rng
+        .gen_range(max_ops / 5..max_ops * 2 / 5)
+        .max(lb_error_at + 9);
+    let mut log_at_loss = 0u64;
     let mut lb_error_until: Option<u64> = None;
     let mut apiserver: Option<std::process::Child> = None;
     let mut counter = 0usize;
@@ -602,18 +799,40 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
                     .map(|_| ())
             };
         if let Err(e) = result {
-            // The apiserver may be restarting: the op is retried by nothing, the desired
-            // state is corrected from Kubernetes at the end.
+            // The apiserver may be restarting: the op is retried by nothing; the desired
+            // state is read back from Kubernetes.
             f.api_errors += 1;
             println!("chaos: op {op}: apiserver said {e}");
+            if let Some(d) = desired_from_kubernetes(&env).await {
+                *desired.lock().unwrap() = d;
+            }
         }
 
-        // Kills at random moments: ~1 in 20 operations.
+        // Kills at random moments: ~1 in 20 operations. Both draws happen either way, so a
+        // held kill does not shift the rest of the script.
         if rng.gen_range(0..20) == 0 {
-            controller.sigkill();
-            f.kills += 1;
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1500))).await;
-            controller.restart();
+            let pause = Duration::from_millis(rng.gen_range(0..1500));
+            let rebuilding = {
+                let w = watch.lock().unwrap();
+                w.lost_at.is_some() && w.rebuilt_after.is_none()
+            };
+            if rebuilding {
+                f.kills_held += 1;
+            } else {
+                controller.sigkill();
+                f.kills += 1;
+                tokio::time::sleep(pause).await;
+                controller.restart();
+            }
+        }
+        if op == state_loss_at {
+            f.state_lost_at_op = op;
+            f.state_lost_after = churn_start.elapsed();
+            let (next, log_len) =
+                lose_state(&http, &env, &watch, &desired, &foreign, &controller).await;
+            foreign = next;
+            foreign_ids.extend(foreign.ids().into_iter().cloned());
+            log_at_loss = log_len;
         }
         if rng.gen_range(0..15) == 0 {
             env.admin(reqwest::Method::POST, "/tokens/revoke", json!({}))
@@ -653,6 +872,9 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         tokio::time::sleep(Duration::from_millis(rng.gen_range(50..500))).await;
     }
     let churn = churn_start.elapsed();
+    if let Some(d) = desired_from_kubernetes(&env).await {
+        *desired.lock().unwrap() = d;
+    }
     env.admin(
         reqwest::Method::PUT,
         "/faults",
@@ -673,7 +895,22 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         .iter()
         .filter(|l| l.provisioning() == "ERROR")
         .count();
-    if !controller.is_running() {
+    if watch.lock().unwrap().lost_at.is_none() {
+        // The churn's time bound came first: the loss must still happen once.
+        println!(
+            "chaos: the churn ended before op {state_loss_at}; losing the state now, faults off"
+        );
+        f.state_lost_at_op = op;
+        f.state_lost_after = churn;
+        let (next, log_len) =
+            lose_state(&http, &env, &watch, &desired, &foreign, &controller).await;
+        foreign = next;
+        foreign_ids.extend(foreign.ids().into_iter().cloned());
+        log_at_loss = log_len;
+    }
+    let exited_on_its_own = !controller.is_running();
+    if exited_on_its_own {
+        println!("chaos: the controller had exited on its own; restarting it");
         controller.restart();
     }
 
@@ -693,6 +930,27 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         "not converged {CONVERGE_LIMIT:?} after the churn (seed {seed}):\n{}\n{}",
         last.join("\n"),
         controller.log_tail(30)
+    );
+    // Converged means rebuilt: every Service live at the loss and still live has an LB.
+    let rebuilt_after = {
+        let mut w = watch.lock().unwrap();
+        if w.rebuilt_after.is_none() {
+            // Sampled every 200 ms; the convergence check has just seen them all.
+            let d = desired.lock().unwrap().clone();
+            sample_pools(&env, &d, &mut w);
+        }
+        w.rebuilt_after
+    };
+    let log = std::fs::read(&controller.log).unwrap_or_default();
+    let after_loss = log.get(log_at_loss as usize..).unwrap_or_default();
+    f.rediscoveries = String::from_utf8_lossy(after_loss)
+        .matches(REDISCOVERED)
+        .count();
+    // No SIGKILL between the loss and the rebuild: the running controller found the new ids
+    // (unless it had exited on its own, and a fresh start found them).
+    assert!(
+        f.rediscoveries > 0 || exited_on_its_own,
+        "the Services were rebuilt but the controller never logged {REDISCOVERED:?} (seed {seed})"
     );
 
     // Traffic through every live Service's IP, to a backend on each node at its NodePort.
@@ -776,16 +1034,23 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         watch.empty_after_members.len(),
         watch.error_lbs.len()
     );
-    let foreign_after = [
-        fingerprint(&env, &foreign_project_lb),
-        fingerprint(&env, &foreign_cluster_lb),
-    ];
-    assert_eq!(
-        foreign_before, foreign_after,
-        "foreign load balancers changed"
+    println!(
+        "chaos figures: sandbox state lost once, after op {} ({:.0} s into the churn); every \
+         Service live at the loss had an ACTIVE LB again {} after it; {} rediscoveries logged; \
+         {} SIGKILLs held back while rebuilding; {} pools had members before the loss",
+        f.state_lost_at_op,
+        f.state_lost_after.as_secs_f64(),
+        rebuilt_after.map_or("never seen".to_string(), |d| format!(
+            "{:.1} s",
+            d.as_secs_f64()
+        )),
+        f.rediscoveries,
+        f.kills_held,
+        watch.pools_before_loss
     );
+    foreign.assert_untouched(&env, "at the end");
     let fips = env.fips().await;
-    let user = fips.iter().find(|f| f.id == user_fip);
+    let user = fips.iter().find(|f| f.id == foreign.user_fip);
     assert!(
         user.is_some_and(|f| f.port_id.is_none() && f.tags.is_empty()),
         "user FIP: {user:?}"
@@ -798,11 +1063,7 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         .flatten()
         .filter(|r| r["method"] != "GET")
         .filter_map(|r| r["path"].as_str())
-        .filter(|p| {
-            [&foreign_project_lb, &foreign_cluster_lb, &user_fip]
-                .iter()
-                .any(|id| p.contains(id.as_str()))
-        })
+        .filter(|p| foreign_ids.iter().any(|id| p.contains(id.as_str())))
         .map(str::to_string)
         .collect();
     assert!(
@@ -812,8 +1073,8 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
     // The churn revoked every token: new ones for the clean-up.
     let admin_token = token(&http, &env, env.sandbox.admin_credentials()).await;
     let demo_token = token(&http, &env, env.sandbox.demo_credentials()).await;
-    for id in [&foreign_project_lb, &foreign_cluster_lb] {
-        let t = if *id == foreign_project_lb {
+    for id in [&foreign.project_lb, &foreign.cluster_lb] {
+        let t = if *id == foreign.project_lb {
             &demo_token
         } else {
             &admin_token
@@ -829,7 +1090,7 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
             .unwrap();
         assert!(r.status().is_success(), "delete foreign LB {id}");
     }
-    env.audit_leaks(&[&user_fip]).await;
+    env.audit_leaks(&[&foreign.user_fip]).await;
     println!("chaos figures: leaks 0 (no LB, FIP, port or security group of ours left)");
 
     assert!(

@@ -1,7 +1,8 @@
 //! The sandbox's own admin HTTP API (plain JSON on loopback, no auth): change fault rules,
 //! quotas and token lifetime at runtime, revoke or expire tokens, read and clear the request
 //! log, register node ports, and add users (so the log can be split by caller). Tests and benchmarks use it mid-run. It must not change
-//! load-balancer objects; it only flips switches they read.
+//! load-balancer objects; it only flips switches they read — apart from `POST /state/lose`,
+//! the cloud restarting with an empty database, which drops them all (`World::lose_state`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/nodes", post(add_node))
         .route("/nodes/{port_id}", delete(remove_node))
         .route("/users", post(add_user))
+        .route("/state/lose", post(lose_state))
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -384,4 +386,26 @@ async fn add_user(
         Json(json!({"user": {"id": user.id, "name": user.name, "default_project_id": user.default_project_id}})),
     )
         .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoseBody {
+    #[serde(default)]
+    keep_nodes: bool,
+}
+
+/// The cloud restarts with an empty database (see `SandboxHandle::lose_state`); answers the
+/// new seed ids and what exists right after.
+async fn lose_state(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: LoseBody = if body.is_empty() {
+        LoseBody::default()
+    } else {
+        parse(&body)?
+    };
+    let lost = crate::server::lose_state(&state, body.keep_nodes);
+    Ok(Json(json!({"lost": lost})))
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{LbaasMode, SandboxConfig};
 use crate::errors::{ApiError, SandboxError};
 use crate::neutron::SeedIds;
-use crate::state::{AppState, Endpoints, RequestLogEntry, ServiceKind, Shared, World};
+use crate::state::{AppState, Endpoints, RequestLogEntry, ServiceKind, Shared, StateLost, World};
 
 /// The request log keeps at most this many entries (oldest dropped) so a long benchmark
 /// cannot exhaust memory.
@@ -54,7 +54,6 @@ pub struct SandboxHandle {
     app_cred_secret: Secret,
     trust_id: String,
     trustee: Credentials,
-    seed: SeedIds,
 }
 
 /// Marker the auth middleware leaves on the response so the request log (outside it) can
@@ -141,7 +140,7 @@ pub async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
         inner: shared.clone(),
     };
 
-    let (admin, demo, app_cred_id, app_cred_secret, trust_id, trustee, seed) = {
+    let (admin, demo, app_cred_id, app_cred_secret, trust_id, trustee) = {
         let world = shared.world.lock();
         let ks = &world.keystone;
         let creds = |user: &str| {
@@ -174,7 +173,6 @@ pub async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
             ac.map(|a| a.secret.clone()).unwrap_or_default(),
             trust.map(|t| t.id.clone()).unwrap_or_default(),
             trustee,
-            world.neutron.seed.clone(),
         )
     };
 
@@ -241,8 +239,22 @@ pub async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
         app_cred_secret,
         trust_id,
         trustee,
-        seed,
     })
+}
+
+/// See [`SandboxHandle::lose_state`]; shared with the admin API.
+pub(crate) fn lose_state(state: &AppState, keep_nodes: bool) -> StateLost {
+    let shared = &state.inner;
+    let lost = shared.world.lock().lose_state(&shared.config, keep_nodes);
+    // The floating IPs are gone: their front ends must stop listening.
+    crate::dataplane::sync(shared);
+    tracing::info!(
+        public_network = %lost.networks.public_network_id,
+        nodes_subnet = %lost.networks.nodes_subnet_id,
+        node_ports = lost.node_ports.len(),
+        "sandbox state lost; seed made again with new ids"
+    );
+    lost
 }
 
 /// Wraps a service's routes: the auth layer innermost, then faults, then the request log, and
@@ -448,9 +460,18 @@ impl SandboxHandle {
         (&self.trust_id, &self.trustee)
     }
 
-    /// Ids of the pre-created networks, subnets and router.
-    pub fn seed(&self) -> &SeedIds {
-        &self.seed
+    /// Ids of the pre-created networks, subnets and router (the new ones after
+    /// [`lose_state`](Self::lose_state)).
+    pub fn seed(&self) -> SeedIds {
+        self.state.inner.world.lock().neutron.seed.clone()
+    }
+
+    /// The cloud restarted with an empty database, behind the same endpoints and with the
+    /// same users: every network, subnet, port, router, floating IP, security group and load
+    /// balancer is gone and the seed is made again with new ids (`World::lose_state`); with
+    /// `keep_nodes` the nodes' ports come back in the same step. Admin API: `POST /state/lose`.
+    pub fn lose_state(&self, keep_nodes: bool) -> StateLost {
+        lose_state(&self.state, keep_nodes)
     }
 
     pub fn ca_pem_path(&self) -> Option<&Path> {
@@ -512,6 +533,20 @@ impl SandboxHandle {
     /// A cloud.conf for the controller (admin user, VIPs on the loopback `nodes` subnet,
     /// floating IPs from `public`).
     pub fn cloud_conf(&self) -> String {
+        let seed = self.seed();
+        format!(
+            "{}floating-network-id = {}\nsubnet-id = {}\nnetwork-id = {}\n",
+            self.cloud_conf_unpinned(),
+            seed.public_network_id,
+            seed.nodes_subnet_id,
+            seed.private_network_id,
+        )
+    }
+
+    /// [`cloud_conf`](Self::cloud_conf) without the networks' ids: the controller discovers
+    /// them (the only external network; the nodes' subnet from the port holding a node's
+    /// address), so it can follow a cloud rebuilt with new ids.
+    pub fn cloud_conf_unpinned(&self) -> String {
         let c = &self.admin;
         let ca = self
             .ca_pem_path
@@ -526,8 +561,7 @@ impl SandboxHandle {
         format!(
             "[Global]\nauth-url = {}\nusername = {}\npassword = {}\ntenant-name = {}\n\
              user-domain-name = {}\ntenant-domain-name = {}\nregion = {}\n{ca}\n\
-             [LoadBalancer]\nenabled = true\n{lb}floating-network-id = {}\nsubnet-id = {}\n\
-             network-id = {}\n",
+             [LoadBalancer]\nenabled = true\n{lb}",
             self.auth_url(),
             c.username,
             c.password.expose(),
@@ -535,9 +569,6 @@ impl SandboxHandle {
             c.user_domain_name,
             c.project_domain_name,
             self.region(),
-            self.seed.public_network_id,
-            self.seed.nodes_subnet_id,
-            self.seed.private_network_id,
         )
     }
 

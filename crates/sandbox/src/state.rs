@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SandboxConfig;
 use crate::faults::FaultState;
 use crate::keystone::KeystoneState;
-use crate::neutron::NeutronState;
+use crate::neutron::{NeutronState, PortSpec, SeedIds};
 
 /// Who is calling: set by the authentication middleware from the X-Auth-Token header and
 /// available to every handler as an `axum::Extension<AuthContext>`.
@@ -193,4 +193,79 @@ impl World {
             lbaas_v1: Default::default(),
         }
     }
+
+    /// The cloud restarted on an empty database: every network, subnet, port, router,
+    /// floating IP, security group and load balancer is gone, and the seed is made again with
+    /// new ids. Keystone (users, projects, credentials, tokens) and the quotas are the
+    /// operator's configuration, not the cloud's data, and stay. With `keep_nodes` the nodes'
+    /// `compute:nova` ports on the seeded `nodes` subnet come back at once with their
+    /// addresses (new ids), as an operator who rebuilt the cloud would bring its machines back;
+    /// done in the same step so that nobody can look for a node's port in between.
+    pub fn lose_state(&mut self, config: &SandboxConfig, keep_nodes: bool) -> StateLost {
+        let old_nodes_subnet = self.neutron.seed.nodes_subnet_id.clone();
+        let nodes: Vec<PortSpec> = if keep_nodes {
+            self.neutron
+                .ports
+                .values()
+                .filter(|p| p.device_owner.starts_with("compute:"))
+                .filter_map(|p| {
+                    let fixed = p
+                        .fixed_ips
+                        .iter()
+                        .find(|f| f.subnet_id == old_nodes_subnet)?;
+                    Some(PortSpec {
+                        ip_address: fixed.ip_address.parse().ok(),
+                        name: p.name.clone(),
+                        device_owner: p.device_owner.clone(),
+                        device_id: p.device_id.clone(),
+                        project_id: p.std.project_id.clone(),
+                        description: p.std.description.clone(),
+                        admin_state_up: p.admin_state_up,
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The old state is dropped whole, so its floating addresses' claims are released.
+        self.neutron = NeutronState::seeded(config, &self.keystone);
+        self.octavia = Default::default();
+        self.lbaas_v1 = Default::default();
+        let nodes_subnet = self.neutron.seed.nodes_subnet_id.clone();
+        let nodes_network = self
+            .neutron
+            .subnet(&nodes_subnet)
+            .map(|s| s.network_id.clone())
+            .unwrap_or_default();
+        let mut node_ports = Vec::new();
+        for mut spec in nodes {
+            spec.network_id = nodes_network.clone();
+            spec.subnet_id = Some(nodes_subnet.clone());
+            // The addresses were unique on the old subnet, which had the same range.
+            if let Ok(port) = self.neutron.create_port(spec) {
+                node_ports.push(port.id);
+            }
+        }
+        StateLost {
+            networks: self.neutron.seed.clone(),
+            node_ports,
+            ports: self.neutron.ports.keys().cloned().collect(),
+            security_groups: self.neutron.security_groups.keys().cloned().collect(),
+        }
+    }
+}
+
+/// What exists right after `World::lose_state`, so a caller can tell the seed from what is
+/// made later.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateLost {
+    /// The seed's new ids.
+    pub networks: SeedIds,
+    /// The nodes' ports made again (`keep_nodes`).
+    pub node_ports: Vec<String>,
+    /// Every port: the router's and the nodes'.
+    pub ports: Vec<String>,
+    /// Every security group (the default groups the node ports needed).
+    pub security_groups: Vec<String>,
 }

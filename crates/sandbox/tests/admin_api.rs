@@ -417,3 +417,166 @@ async fn added_users_act_as_admin_and_are_named_in_the_request_log() {
     assert_eq!(users, vec![&json!("bench-a")]);
     cloud.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn losing_the_state_remakes_the_seed_with_new_ids_and_keeps_the_users() {
+    let cloud = start().await;
+    let before = cloud.handle.seed();
+    let admin_url = cloud.handle.admin_url().to_string();
+    let node = cloud
+        .http
+        .post(cloud.admin_api("nodes"))
+        .json(&json!({"name": "node-1", "ip_address": "127.100.0.21"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(node.status(), StatusCode::CREATED);
+    let node: Value = node.json().await.unwrap();
+    let old_node_port = node["port"]["id"].as_str().unwrap().to_string();
+    let (status, fip) = cloud
+        .post(
+            "floatingips",
+            json!({"floatingip": {"floating_network_id": before.public_network_id}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{fip}");
+    let old_fip = fip["floatingip"]["id"].as_str().unwrap().to_string();
+    let (status, group) = cloud
+        .call(
+            &cloud.demo,
+            Method::POST,
+            "security-groups",
+            Some(json!({"security_group": {"name": "g"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let old_group = group["security_group"]["id"].as_str().unwrap().to_string();
+    let octavia = |path: &str| format!("{}/v2/lbaas/{path}", cloud.handle.octavia_url());
+    let lb = cloud
+        .http
+        .post(octavia("loadbalancers"))
+        .header("X-Auth-Token", &cloud.admin)
+        .json(&json!({"loadbalancer": {"name": "lb", "vip_subnet_id": before.nodes_subnet_id}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lb.status(), StatusCode::CREATED);
+    let lb: Value = lb.json().await.unwrap();
+    let old_lb = lb["loadbalancer"]["id"].as_str().unwrap().to_string();
+
+    let resp = cloud
+        .http
+        .post(cloud.admin_api("state/lose"))
+        .json(&json!({"keep_nodes": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let lost: Value = resp.json().await.unwrap();
+    let after = cloud.handle.seed();
+    assert_eq!(
+        lost["lost"]["networks"],
+        serde_json::to_value(&after).unwrap()
+    );
+    for (old, new) in [
+        (&before.public_network_id, &after.public_network_id),
+        (&before.public_subnet_id, &after.public_subnet_id),
+        (&before.private_network_id, &after.private_network_id),
+        (&before.private_subnet_id, &after.private_subnet_id),
+        (&before.nodes_subnet_id, &after.nodes_subnet_id),
+        (&before.router_id, &after.router_id),
+    ] {
+        assert_ne!(old, new, "a seeded id survived");
+    }
+
+    // Everything the old cloud held answers 404, with the old token (Keystone kept it).
+    for path in [
+        format!("networks/{}", before.public_network_id),
+        format!("networks/{}", before.private_network_id),
+        format!("subnets/{}", before.nodes_subnet_id),
+        format!("routers/{}", before.router_id),
+        format!("ports/{old_node_port}"),
+        format!("floatingips/{old_fip}"),
+        format!("security-groups/{old_group}"),
+    ] {
+        assert_eq!(cloud.get(&path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let resp = cloud
+        .http
+        .get(octavia(&format!("loadbalancers/{old_lb}")))
+        .header("X-Auth-Token", &cloud.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = cloud
+        .http
+        .get(octavia("loadbalancers"))
+        .header("X-Auth-Token", &cloud.admin)
+        .send()
+        .await
+        .unwrap();
+    let lbs: Value = resp.json().await.unwrap();
+    assert_eq!(lbs["loadbalancers"], json!([]));
+    let (_, fips) = cloud.get("floatingips").await;
+    assert_eq!(fips["floatingips"], json!([]));
+
+    // The new seed is what discovery finds: one external network, the node's port on the
+    // new nodes subnet (kept), and the same listening address for everything.
+    let (_, external) = cloud.get("networks?router:external=true").await;
+    let external = external["networks"].as_array().unwrap();
+    assert_eq!(external.len(), 1);
+    assert_eq!(external[0]["id"], after.public_network_id.as_str());
+    let (_, ports) = cloud.get("ports?fixed_ips=ip_address%3D127.100.0.21").await;
+    let ports = ports["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_ne!(ports[0]["id"], old_node_port.as_str());
+    assert_eq!(ports[0]["name"], "node-1");
+    assert_eq!(ports[0]["device_owner"], "compute:nova");
+    assert_eq!(
+        ports[0]["fixed_ips"][0]["subnet_id"],
+        after.nodes_subnet_id.as_str()
+    );
+    assert_eq!(lost["lost"]["node_ports"], json!([ports[0]["id"]]));
+    assert!(lost["lost"]["ports"]
+        .as_array()
+        .unwrap()
+        .contains(&ports[0]["id"]));
+    assert_eq!(cloud.handle.admin_url(), admin_url);
+    let info: Value = cloud
+        .http
+        .get(cloud.admin_api(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["networks"]["nodes_subnet_id"],
+        after.nodes_subnet_id.as_str()
+    );
+
+    // The users and their passwords are the same: a new token works on the new cloud.
+    let token = password_token(&cloud.http, &cloud.handle, "demo", "demo").await;
+    let (status, nets) = cloud.call(&token, Method::GET, "networks", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(nets["networks"].as_array().unwrap().len(), 2, "{nets}");
+    let (status, _) = cloud
+        .call(
+            &token,
+            Method::POST,
+            "ports",
+            Some(json!({"port": {"network_id": after.private_network_id}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Without keep_nodes, the node is gone too (the Rust form of the same call).
+    let lost = cloud.handle.lose_state(false);
+    assert!(lost.node_ports.is_empty());
+    let (_, ports) = cloud.get("ports?fixed_ips=ip_address%3D127.100.0.21").await;
+    assert_eq!(ports["ports"], json!([]));
+    assert_ne!(cloud.handle.seed().nodes_subnet_id, after.nodes_subnet_id);
+    cloud.handle.shutdown().await;
+}

@@ -2,9 +2,12 @@
 //! external network, the nodes' subnet and network) is looked for again when the cloud says
 //! "not found" for an id in a plan, and every [`PERIOD`] at a resync, so a cloud rebuilt with
 //! new ids is followed without a restart. Bounded: at most one lookup per [`MIN_GAP`] after a
-//! "not found", and a failed lookup keeps the ids known so far. Must not decide anything
-//! about Services: it only refreshes the planner's [`Environment`](model::Environment).
+//! "not found", and a failed lookup keeps the ids known so far. When the ids change, the
+//! Services that met a "not found" are woken (their error backoff could last minutes). Must
+//! not decide anything about Services: it only refreshes the planner's
+//! [`Environment`](model::Environment) and says who should plan again.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -31,6 +34,11 @@ pub(super) struct Discovery {
     pub(super) at: Instant,
     /// The first node's InternalIP, the address the nodes' subnet is found from.
     pub(super) node_ip: Option<IpAddr>,
+    /// Services whose steps met a "not found" since the ids last changed: woken when they
+    /// change, since their error backoff (up to minutes) would otherwise outlast the cause.
+    pub(super) missing: HashSet<String>,
+    /// Counts the changes of the ids, so a pass can tell they changed since it began.
+    pub(super) generation: u64,
 }
 
 impl Discovery {
@@ -38,6 +46,8 @@ impl Discovery {
         Discovery {
             at: Instant::now(),
             node_ip: None,
+            missing: HashSet::new(),
+            generation: 0,
         }
     }
 }
@@ -52,8 +62,9 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     }
 
     /// Look for the discovered ids again when `why` and the time since the last lookup allow;
-    /// the ids that changed replace the old ones in the context.
-    pub(super) async fn rediscover(&self, why: Why) {
+    /// the ids that changed replace the old ones in the context, and the Services that met a
+    /// "not found" are woken to plan on them. Whether the ids changed.
+    pub(super) async fn rediscover(&self, why: Why) -> bool {
         let wait = match why {
             Why::NotFound => MIN_GAP,
             Why::Periodic => PERIOD,
@@ -65,13 +76,13 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             })
         });
         let Some(node_ip) = node_ip else {
-            return;
+            return false;
         };
         let ctx = self.context();
         let mut env = ctx.env.clone();
         if let Err(e) = self.cloud.rediscover(&ctx.config, node_ip, &mut env).await {
             warn!(error = %e, ?why, "cannot look for the discovered ids again; keeping the known ones");
-            return;
+            return false;
         }
         let now = (
             &env.discovered_floating_network_id,
@@ -84,7 +95,7 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             &ctx.env.node_network_id,
         );
         if now == before {
-            return;
+            return false;
         }
         info!(
             ?why,
@@ -99,5 +110,11 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
         next.env.node_subnet_id = env.node_subnet_id;
         next.env.node_network_id = env.node_network_id;
         self.set_context(next);
+        let missing = self.discovery(|d| {
+            d.generation += 1;
+            std::mem::take(&mut d.missing)
+        });
+        self.watcher.wake(missing);
+        true
     }
 }

@@ -1016,9 +1016,13 @@ async fn discovered_ids_are_looked_for_again_after_a_not_found_and_periodically(
     assert!(p.ensure(&svc, &nodes).await.is_err());
     assert!(cloud.rediscovered.lock().unwrap().is_empty());
 
+    let mut woken = p.watcher.subscribe();
     age(MIN_GAP);
     not_found();
-    assert!(p.ensure(&svc, &nodes).await.is_err());
+    // The ids changed: no error backoff, the Service plans again soon on the new ones, and
+    // the Services that met a "not found" meanwhile are woken.
+    assert!(p.ensure(&svc, &nodes).await.is_ok());
+    assert_eq!(woken.try_recv().ok(), Some(status::key(&svc)));
     assert_eq!(
         *cloud.rediscovered.lock().unwrap(),
         vec![Some("127.0.1.1".parse().unwrap())]

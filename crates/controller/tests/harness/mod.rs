@@ -613,6 +613,20 @@ impl Env {
         );
     }
 
+    /// [`baseline_groups_of`](Self::baseline_groups_of) from the sandbox's state, without an
+    /// API call (so no injected fault can fail it).
+    pub fn baseline_groups_in_sandbox(&self, project_id: &str) {
+        let world = self.sandbox.state().inner.world.lock();
+        self.baseline_groups.lock().unwrap().extend(
+            world
+                .neutron
+                .security_groups
+                .values()
+                .filter(|g| g.std.project_id == project_id)
+                .map(|g| g.id.clone()),
+        );
+    }
+
     /// The leak audit every test ends with: once the controller has let go, no load balancer,
     /// no floating IP (except the user-owned ones in `keep`, with their ports), no port but the
     /// seeded and node ports, no security group but the seeded ones are left in the sandbox.
@@ -677,6 +691,18 @@ impl Env {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The sandbox restarts with an empty database (`SandboxHandle::lose_state`), its nodes'
+    /// ports made again in the same step, as an operator rebuilding the cloud would bring
+    /// the machines back. What exists right after (the new seed's ports, the nodes' ports and
+    /// their default security groups) becomes the leak audit's baseline: the old one names
+    /// objects that are gone.
+    pub fn lose_sandbox_state(&self) -> sandbox::state::StateLost {
+        let lost = self.sandbox.lose_state(true);
+        *self.baseline_ports.lock().unwrap() = lost.ports.iter().cloned().collect();
+        *self.baseline_groups.lock().unwrap() = lost.security_groups.iter().cloned().collect();
+        lost
     }
 
     /// Whether the Service still carries our finalizer.
