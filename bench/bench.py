@@ -425,8 +425,8 @@ def main():
         "label": a.label, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip(),
         "delay_s": a.delay, "delay_max_s": a.delay_max if a.delay_max > a.delay else None,
         "nodes": a.nodes, "machine": a.machine, "sizes": a.sizes, "node_sizes": a.node_sizes,
-        "notes": a.note + [f"this controller's cloud.conf [Metadata]: {'; '.join(a.olbc_metadata)}"
-                           for _ in [0] if a.olbc_metadata]}, "contenders": []}
+        "notes": a.note + ([f"this controller's cloud.conf [Metadata]: {'; '.join(a.olbc_metadata)}"]
+                           if a.olbc_metadata else [])}, "contenders": []}
     failed = False
     for cid in [x for x in a.contenders.split(",") if x]:
         c = CONTENDERS[cid]
