@@ -136,10 +136,14 @@ impl Memory {
         self.woken_meanwhile = false;
     }
 
-    /// The backend woke the Service: its scheduled retry is void.
+    /// The backend woke the Service: its scheduled retry is void, and so is the error count
+    /// behind it. A wake-up says the cause is gone (the LB settled, the cloud's ids were found
+    /// again); without the reset, one transient fault on the retry would cost the backoff the
+    /// errors before the cause went away earned (minutes after a cloud lost its state).
     pub fn woken(&mut self) {
         self.hold = None;
         self.woken_meanwhile = true;
+        self.error_attempts = 0;
     }
 
     /// Wait for a wake-up with `until` as the safety net; `true` when it came already while
@@ -403,6 +407,26 @@ mod tests {
         assert!(m.progressed(false).first);
         m.invalid();
         assert!(m.progressed(false).first, "invalid abandons the episode");
+    }
+
+    #[test]
+    fn a_wake_up_starts_the_error_backoff_over() {
+        let mut m = Memory::default();
+        for _ in 0..7 {
+            m.failed();
+        }
+        m.hold_until(SEEN, Instant::now() + Duration::from_secs(120));
+        m.woken();
+        assert_eq!(
+            m.held(SEEN, Instant::now()),
+            None,
+            "the scheduled retry is void"
+        );
+        assert_eq!(
+            m.failed(),
+            0,
+            "a fault on the retry backs off from the start"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! external network, the nodes' subnet and network) is looked for again when the cloud says
 //! "not found" for an id in a plan, and every [`PERIOD`] at a resync, so a cloud rebuilt with
 //! new ids is followed without a restart. Bounded: at most one lookup per [`MIN_GAP`] after a
-//! "not found", and a failed lookup keeps the ids known so far. When the ids change, the
+//! "not found" ([`FAILED_GAP`] after a lookup the cloud failed), and a failed lookup keeps the
+//! ids known so far. When the ids change, the
 //! Services that met a "not found" are woken (their error backoff could last minutes). Must
 //! not decide anything about Services: it only refreshes the planner's
 //! [`Environment`](model::Environment) and says who should plan again.
@@ -20,6 +21,9 @@ use crate::cloud::{Cloud, Inventory, Resync};
 pub(super) const PERIOD: Duration = Duration::from_secs(600);
 /// The least time between two lookups, so a run of "not found" answers costs one.
 pub(super) const MIN_GAP: Duration = Duration::from_secs(60);
+/// The least time after a lookup the cloud failed (a 5xx, a timeout): short, since the ids
+/// are still unknown, yet not one lookup per "not found" while the cloud is down.
+pub(super) const FAILED_GAP: Duration = Duration::from_secs(10);
 
 /// What set off a lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub(super) enum Why {
 pub(super) struct Discovery {
     /// Start-up discovery counts as the first lookup.
     pub(super) at: Instant,
+    /// The last lookup failed, so the next may come after [`FAILED_GAP`].
+    pub(super) failed: bool,
     /// The first node's InternalIP, the address the nodes' subnet is found from.
     pub(super) node_ip: Option<IpAddr>,
     /// Services whose steps met a "not found" since the ids last changed: woken when they
@@ -45,6 +51,7 @@ impl Discovery {
     pub(super) fn new() -> Self {
         Discovery {
             at: Instant::now(),
+            failed: false,
             node_ip: None,
             missing: HashSet::new(),
             generation: 0,
@@ -65,11 +72,12 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
     /// the ids that changed replace the old ones in the context, and the Services that met a
     /// "not found" are woken to plan on them. Whether the ids changed.
     pub(super) async fn rediscover(&self, why: Why) -> bool {
-        let wait = match why {
-            Why::NotFound => MIN_GAP,
-            Why::Periodic => PERIOD,
-        };
         let node_ip = self.discovery(|d| {
+            let wait = match why {
+                _ if d.failed => FAILED_GAP,
+                Why::NotFound => MIN_GAP,
+                Why::Periodic => PERIOD,
+            };
             (d.at.elapsed() >= wait).then(|| {
                 d.at = Instant::now();
                 d.node_ip
@@ -80,8 +88,10 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
         };
         let ctx = self.context();
         let mut env = ctx.env.clone();
-        if let Err(e) = self.cloud.rediscover(&ctx.config, node_ip, &mut env).await {
-            warn!(error = %e, ?why, "cannot look for the discovered ids again; keeping the known ones");
+        let found = self.cloud.rediscover(&ctx.config, node_ip, &mut env).await;
+        self.discovery(|d| d.failed = found.is_err());
+        if let Err(e) = found {
+            warn!(error = %e, ?why, retry_after = ?FAILED_GAP, "cannot look for the discovered ids again; keeping the known ones");
             return false;
         }
         let now = (

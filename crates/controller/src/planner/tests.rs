@@ -27,6 +27,8 @@ struct SimCloud {
     snapshots: Mutex<u32>,
     /// Rediscoveries, with the node address each was asked to look from.
     rediscovered: Mutex<Vec<Option<std::net::IpAddr>>>,
+    /// Rediscoveries still to fail as a cloud that answers 503 would.
+    rediscover_failures: Mutex<u32>,
     /// Answer `execute` like a fully-populated create does: with the whole tree.
     answers_tree: bool,
 }
@@ -49,6 +51,11 @@ impl Inventory for SimCloud {
         env: &mut Environment,
     ) -> Result<(), CloudError> {
         self.rediscovered.lock().unwrap().push(node_ip);
+        let mut failures = self.rediscover_failures.lock().unwrap();
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(CloudError::new(CloudErrorKind::Other, "503 from Neutron"));
+        }
         env.node_subnet_id = Some("subnet-rebuilt".into());
         Ok(())
     }
@@ -994,6 +1001,19 @@ fn steps_are_described_for_logs() {
     );
 }
 
+/// Pretend the last lookup of the discovered ids was `by` ago.
+fn age_discovery(p: &Planner<SimCloud>, by: Duration) {
+    p.discovery(|d| d.at = Instant::now().checked_sub(by).expect("uptime"));
+}
+
+/// The next call answers as a cloud that lost the nodes' subnet.
+fn next_call_not_found(cloud: &SimCloud) {
+    *cloud.fail_next.lock().unwrap() = Some(CloudError::new(
+        CloudErrorKind::NotFound,
+        "Subnet 11111111-1111-1111-1111-111111111111 could not be found",
+    ));
+}
+
 #[tokio::test]
 async fn discovered_ids_are_looked_for_again_after_a_not_found_and_periodically() {
     use super::rediscover::{MIN_GAP, PERIOD};
@@ -1002,15 +1022,8 @@ async fn discovered_ids_are_looked_for_again_after_a_not_found_and_periodically(
     let nodes = vec![node("n1", "127.0.1.1")];
     let svc = service(&[]);
     p.nodes_changed(&nodes).await;
-    let age = |by: Duration| {
-        p.discovery(|d| d.at = Instant::now().checked_sub(by).expect("uptime"));
-    };
-    let not_found = || {
-        *cloud.fail_next.lock().unwrap() = Some(CloudError::new(
-            CloudErrorKind::NotFound,
-            "Subnet 11111111-1111-1111-1111-111111111111 could not be found",
-        ));
-    };
+    let age = |by: Duration| age_discovery(&p, by);
+    let not_found = || next_call_not_found(&cloud);
     // Start-up discovery just ran: a "not found" right away looks for nothing.
     not_found();
     assert!(p.ensure(&svc, &nodes).await.is_err());
@@ -1041,5 +1054,41 @@ async fn discovered_ids_are_looked_for_again_after_a_not_found_and_periodically(
     assert_eq!(cloud.rediscovered.lock().unwrap().len(), 1);
     age(PERIOD);
     p.resync(&[]).await.unwrap();
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_lookup_the_cloud_failed_is_tried_again_after_the_short_gap() {
+    use super::rediscover::{FAILED_GAP, MIN_GAP};
+    let cloud = Arc::new(SimCloud::default());
+    *cloud.rediscover_failures.lock().unwrap() = 1;
+    let p = planner(cloud.clone());
+    let nodes = vec![node("n1", "127.0.1.1")];
+    let svc = service(&[]);
+    p.nodes_changed(&nodes).await;
+    let age = |by: Duration| age_discovery(&p, by);
+    let not_found = || next_call_not_found(&cloud);
+    age(MIN_GAP);
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_err(), "the lookup failed");
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 1);
+    // Not at once: a cloud that is down is not asked once per "not found".
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_err());
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 1);
+    // After the short gap, not a whole MIN_GAP, it looks again and finds the new ids.
+    assert!(FAILED_GAP < MIN_GAP);
+    age(FAILED_GAP);
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_ok());
+    assert_eq!(cloud.rediscovered.lock().unwrap().len(), 2);
+    assert_eq!(
+        p.context().env.node_subnet_id.as_deref(),
+        Some("subnet-rebuilt")
+    );
+    // A lookup that succeeded brings the long gap back.
+    age(FAILED_GAP);
+    not_found();
+    assert!(p.ensure(&svc, &nodes).await.is_err());
     assert_eq!(cloud.rediscovered.lock().unwrap().len(), 2);
 }
