@@ -183,6 +183,14 @@ impl ControllerProcess {
         }
     }
 
+    /// The last `lines` log lines that mention `needle` (a Service's key), to show what the
+    /// controller last did about it when a check fails.
+    pub fn log_about(&self, needle: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let about: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+        about[about.len().saturating_sub(lines)..].join("\n")
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
