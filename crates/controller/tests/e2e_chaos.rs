@@ -595,6 +595,9 @@ struct Figures {
 /// What the controller logs when it plans with ids it looked for again (rediscover.rs).
 const REDISCOVERED: &str = "the cloud's ids changed; planning with the rediscovered ones";
 
+/// How long the loss waits for a just-restarted controller to finish its start-up.
+const READY_BEFORE_LOSS: Duration = Duration::from_secs(60);
+
 /// The sandbox loses its state (its nodes' ports come back at once); the test's own
 /// objects are made again, the watch starts over. Returns the new foreign objects and the
 /// controller log's length at the loss (rediscoveries are counted after it).
@@ -604,8 +607,26 @@ async fn lose_state(
     watch: &Mutex<PoolWatch>,
     desired: &Mutex<Desired>,
     foreign: &Foreign,
-    controller: &harness::ControllerProcess,
-) -> (Foreign, u64) {
+    controller: &mut harness::ControllerProcess,
+) -> (Foreign, u64, bool) {
+    // A controller restarted a moment ago (a SIGKILL in this op or one just before) may not
+    // have run its start-up discovery yet: it would then find the new ids as any fresh start
+    // does, with nothing to rediscover. It serves only after that discovery, so waiting for
+    // it makes the loss happen under a controller that knows the old ids.
+    let waited = Instant::now();
+    let settled = controller.ready_within(READY_BEFORE_LOSS).await;
+    if settled && waited.elapsed() > Duration::from_millis(200) {
+        println!(
+            "chaos: the loss waited {:.1?} for the just-restarted controller to serve",
+            waited.elapsed()
+        );
+    }
+    if !settled {
+        println!(
+            "chaos: the controller was not serving {READY_BEFORE_LOSS:?} after its last start; \
+             the state is lost under a starting controller"
+        );
+    }
     // Up to the loss, nobody touched them.
     foreign.assert_untouched(env, "before the loss");
     let log_len = std::fs::metadata(&controller.log)
@@ -625,7 +646,7 @@ async fn lose_state(
     }
     // The user's FIP and the other project's and cluster's LBs went with the cloud: make them
     // again, so the end's "never written to" still says something.
-    (Foreign::make(http, env).await, log_len)
+    (Foreign::make(http, env).await, log_len, settled)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -714,6 +735,7 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         .gen_range(max_ops / 5..max_ops * 2 / 5)
         .max(lb_error_at + 9);
     let mut log_at_loss = 0u64;
+    let mut settled_at_loss = true;
     let mut lb_error_until: Option<u64> = None;
     let mut apiserver: Option<std::process::Child> = None;
     let mut counter = 0usize;
@@ -828,11 +850,12 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         if op == state_loss_at {
             f.state_lost_at_op = op;
             f.state_lost_after = churn_start.elapsed();
-            let (next, log_len) =
-                lose_state(&http, &env, &watch, &desired, &foreign, &controller).await;
+            let (next, log_len, settled) =
+                lose_state(&http, &env, &watch, &desired, &foreign, &mut controller).await;
             foreign = next;
             foreign_ids.extend(foreign.ids().into_iter().cloned());
             log_at_loss = log_len;
+            settled_at_loss = settled;
         }
         if rng.gen_range(0..15) == 0 {
             env.admin(reqwest::Method::POST, "/tokens/revoke", json!({}))
@@ -902,11 +925,12 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         );
         f.state_lost_at_op = op;
         f.state_lost_after = churn;
-        let (next, log_len) =
-            lose_state(&http, &env, &watch, &desired, &foreign, &controller).await;
+        let (next, log_len, settled) =
+            lose_state(&http, &env, &watch, &desired, &foreign, &mut controller).await;
         foreign = next;
         foreign_ids.extend(foreign.ids().into_iter().cloned());
         log_at_loss = log_len;
+        settled_at_loss = settled;
     }
     let exited_on_its_own = !controller.is_running();
     if exited_on_its_own {
@@ -961,9 +985,10 @@ async fn chaos_churn_with_faults_kills_and_restarts_converges_without_outage_or_
         .matches(REDISCOVERED)
         .count();
     // No SIGKILL between the loss and the rebuild: the running controller found the new ids
-    // (unless it had exited on its own, and a fresh start found them).
+    // (unless it had exited on its own, or was still starting at the loss, and a fresh
+    // start found them).
     assert!(
-        f.rediscoveries > 0 || exited_on_its_own,
+        f.rediscoveries > 0 || exited_on_its_own || !settled_at_loss,
         "the Services were rebuilt but the controller never logged {REDISCOVERED:?} (seed {seed})"
     );
 
