@@ -599,8 +599,9 @@ const REDISCOVERED: &str = "the cloud's ids changed; planning with the rediscove
 const READY_BEFORE_LOSS: Duration = Duration::from_secs(60);
 
 /// The sandbox loses its state (its nodes' ports come back at once); the test's own
-/// objects are made again, the watch starts over. Returns the new foreign objects and the
-/// controller log's length at the loss (rediscoveries are counted after it).
+/// objects are made again, the watch starts over. Returns the new foreign objects, the
+/// controller log's length at the loss (rediscoveries are counted after it) and whether the
+/// controller was serving, so past its start-up discovery, when the state went.
 async fn lose_state(
     http: &reqwest::Client,
     env: &Env,
