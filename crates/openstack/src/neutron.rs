@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::query::{list_all, seg, ListQuery};
@@ -347,14 +347,6 @@ fn if_match(rev: Option<u64>) -> Option<(HeaderName, HeaderValue)> {
         .map(|v| (HeaderName::from_static("if-match"), v))
 }
 
-fn take<T: serde::de::DeserializeOwned>(v: Value, key: &str, op: &crate::error::Op) -> Result<T> {
-    let inner = v
-        .get(key)
-        .cloned()
-        .ok_or_else(|| Error::decode(op.clone(), format!("no {key:?} in the answer")))?;
-    serde_json::from_value(inner).map_err(|e| Error::decode(op.clone(), format!("{key}: {e}")))
-}
-
 impl Neutron {
     /// The network endpoint of the session (override or catalog).
     pub async fn new(session: &Session) -> Result<Neutron> {
@@ -397,35 +389,35 @@ impl Neutron {
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: String, key: &str) -> Result<T> {
         let resp = self.session.send(self.req(Method::GET, path)).await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
-    async fn post<T: serde::de::DeserializeOwned>(
+    async fn post<T: serde::de::DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         path: String,
         key: &str,
-        body: Value,
+        body: &B,
     ) -> Result<T> {
         let resp = self
             .session
-            .send(self.req(Method::POST, path).json(json!({ key: body })))
+            .send(self.req(Method::POST, path).json_under(key, body)?)
             .await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
-    async fn put<T: serde::de::DeserializeOwned>(
+    async fn put<T: serde::de::DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         path: String,
         key: &str,
-        body: Value,
+        body: &B,
         rev: Option<u64>,
     ) -> Result<T> {
-        let mut r = self.req(Method::PUT, path).json(json!({ key: body }));
+        let mut r = self.req(Method::PUT, path).json_under(key, body)?;
         if let Some((k, v)) = if_match(rev) {
             r = r.header(k, v);
         }
         let resp = self.session.send(r).await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
     async fn delete(&self, path: String) -> Result<()> {
@@ -433,10 +425,6 @@ impl Neutron {
             .send(self.req(Method::DELETE, path))
             .await
             .map(|_| ())
-    }
-
-    fn to_value<T: Serialize>(v: &T) -> Result<Value> {
-        serde_json::to_value(v).map_err(|e| Error::Config(format!("cannot encode request: {e}")))
     }
 
     // --- networks and subnets -------------------------------------------------------------
@@ -471,7 +459,7 @@ impl Neutron {
         self.get(format!("/ports/{}", seg(id)), "port").await
     }
     pub async fn create_port(&self, p: &CreatePort) -> Result<Port> {
-        self.post("/ports".into(), "port", Self::to_value(p)?).await
+        self.post("/ports".into(), "port", p).await
     }
     /// `if_revision`: send `If-Match: revision_number=N`; a concurrent change gives
     /// [`Error::PreconditionFailed`].
@@ -481,13 +469,8 @@ impl Neutron {
         u: &UpdatePort,
         if_revision: Option<u64>,
     ) -> Result<Port> {
-        self.put(
-            format!("/ports/{}", seg(id)),
-            "port",
-            Self::to_value(u)?,
-            if_revision,
-        )
-        .await
+        self.put(format!("/ports/{}", seg(id)), "port", u, if_revision)
+            .await
     }
     pub async fn delete_port(&self, id: &str) -> Result<()> {
         self.delete(format!("/ports/{}", seg(id))).await
@@ -504,8 +487,7 @@ impl Neutron {
     }
     /// One POST, never repeated (see [`Neutron::ensure_floating_ip`]).
     pub async fn create_floating_ip(&self, f: &CreateFloatingIp) -> Result<FloatingIp> {
-        self.post("/floatingips".into(), "floatingip", Self::to_value(f)?)
-            .await
+        self.post("/floatingips".into(), "floatingip", f).await
     }
     /// Creates a floating IP safely under retries: `lookup` (e.g. description + tag) is listed
     /// first and before each repetition; a single match is returned instead of creating another.
@@ -534,7 +516,7 @@ impl Neutron {
         self.put(
             format!("/floatingips/{}", seg(id)),
             "floatingip",
-            Self::to_value(u)?,
+            u,
             if_revision,
         )
         .await
@@ -565,12 +547,8 @@ impl Neutron {
             .await
     }
     pub async fn create_security_group(&self, g: &CreateSecurityGroup) -> Result<SecurityGroup> {
-        self.post(
-            "/security-groups".into(),
-            "security_group",
-            Self::to_value(g)?,
-        )
-        .await
+        self.post("/security-groups".into(), "security_group", g)
+            .await
     }
     pub async fn update_security_group(
         &self,
@@ -581,7 +559,7 @@ impl Neutron {
         self.put(
             format!("/security-groups/{}", seg(id)),
             "security_group",
-            Self::to_value(u)?,
+            u,
             if_revision,
         )
         .await
@@ -597,12 +575,8 @@ impl Neutron {
         &self,
         r: &CreateSecurityGroupRule,
     ) -> Result<SecurityGroupRule> {
-        self.post(
-            "/security-group-rules".into(),
-            "security_group_rule",
-            Self::to_value(r)?,
-        )
-        .await
+        self.post("/security-group-rules".into(), "security_group_rule", r)
+            .await
     }
     pub async fn delete_security_group_rule(&self, id: &str) -> Result<()> {
         self.delete(format!("/security-group-rules/{}", seg(id)))
@@ -616,7 +590,7 @@ impl Neutron {
             .session
             .send(self.req(Method::GET, "/extensions".into()))
             .await?;
-        take(resp.json()?, "extensions", resp.op())
+        resp.take("extensions")
     }
 
     /// Limits with usage from `GET /v2.0/quotas/{project}/details` where the cloud has it,
@@ -674,7 +648,7 @@ impl Neutron {
                 format!("/{}/{}/tags", resource.path(), seg(id)),
             ))
             .await?;
-        take(resp.json()?, "tags", resp.op())
+        resp.take("tags")
     }
     /// `PUT /v2.0/{resource}/{id}/tags/{tag}`: adds one tag (repeating is harmless).
     pub async fn add_tag(&self, resource: TagResource, id: &str, tag: &str) -> Result<()> {
@@ -698,10 +672,10 @@ impl Neutron {
                 Method::PUT,
                 format!("/{}/{}/tags", resource.path(), seg(id)),
             )
-            .json(json!({ "tags": tags }))
+            .json_under("tags", tags)?
             .retry(RetryMode::Idempotent);
         let resp = self.session.send(r).await?;
-        take(resp.json()?, "tags", resp.op())
+        resp.take("tags")
     }
     pub async fn remove_tag(&self, resource: TagResource, id: &str, tag: &str) -> Result<()> {
         self.delete(format!(
@@ -739,7 +713,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&u).unwrap(),
-            json!({ "port_id": null })
+            serde_json::json!({ "port_id": null })
         );
     }
 }

@@ -1,11 +1,11 @@
 //! List filters shared by Neutron and the LBaaS APIs (name, id, tags, tags-any, not-tags,
 //! fields, ...) and pagination over `*_links` "next" links. It must not know any resource type.
 
+use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::session::Session;
+use crate::error::Result;
+use crate::session::{Request, Session};
 
 /// Query parameters of a list call. Build with the methods; they mirror the API's names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -110,38 +110,36 @@ pub async fn list_all<T: DeserializeOwned>(
     query: &ListQuery,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
+    for_each_page(session, service, base, path, collection, query, |page| {
+        out.extend(page)
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Like [`list_all`], handing each page to `each` as it arrives instead of keeping them all:
+/// with a `limit` in `query`, what is held at once stays bounded whatever the cloud's size.
+pub async fn for_each_page<T: DeserializeOwned>(
+    session: &Session,
+    service: &str,
+    base: &str,
+    path: &str,
+    collection: &str,
+    query: &ListQuery,
+    mut each: impl FnMut(Vec<T>),
+) -> Result<()> {
     let mut params = query.params().to_vec();
     let mut seen_markers = std::collections::HashSet::new();
     for _ in 0..MAX_PAGES {
-        let v: Value = session
-            .get_json(service, base, path, params.clone())
-            .await?;
-        let items = v
-            .get(collection)
-            .cloned()
-            .unwrap_or(Value::Array(Vec::new()));
-        let page: Vec<T> = serde_json::from_value(items).map_err(|e| {
-            Error::decode(
-                crate::error::Op {
-                    method: "GET".into(),
-                    service: service.into(),
-                    path: path.into(),
-                },
-                format!("{collection}: {e}"),
-            )
-        })?;
+        let (page, next): (Vec<T>, _) = session
+            .send(Request::new(service, Method::GET, base, path).query(params.clone()))
+            .await?
+            .page(collection)?;
         let empty = page.is_empty();
-        out.extend(page);
-        let next = v
-            .get(format!("{collection}_links"))
-            .and_then(Value::as_array)
-            .and_then(|links| {
-                links
-                    .iter()
-                    .find(|l| l.get("rel").and_then(Value::as_str) == Some("next"))
-            })
-            .and_then(|l| l.get("href").and_then(Value::as_str));
-        let Some(href) = next else { break };
+        each(page);
+        let Some(href) = next.as_deref() else {
+            break;
+        };
         if empty {
             break;
         }
@@ -163,7 +161,7 @@ pub async fn list_all<T: DeserializeOwned>(
             _ => break,
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The query of the next page: the link's (limit, marker, sort) plus every filter of the first

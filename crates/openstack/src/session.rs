@@ -4,19 +4,21 @@
 //! they are safe, request metrics and secret redaction. It knows nothing about Neutron or
 //! Octavia resources: clients hand it a method, a base URL and a path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use model::config::{EndpointInterface, GlobalConfig, MetadataConfig, Secret};
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::error::{classify, Error, Op, Result};
@@ -137,7 +139,7 @@ pub struct Request {
     /// Starts with `/`; already percent-encoded.
     pub path: String,
     pub query: Vec<(String, String)>,
-    pub body: Option<Value>,
+    pub body: Option<JsonBody>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub retry: RetryMode,
     pub authenticated: bool,
@@ -161,9 +163,15 @@ impl Request {
         self.query.extend(q);
         self
     }
-    pub fn json(mut self, body: Value) -> Self {
-        self.body = Some(body);
-        self
+    /// The body, encoded once here: retries resend the same bytes, and no `Value` tree of a
+    /// large member list is kept beside them.
+    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Result<Self> {
+        self.body = Some(JsonBody::encode(body)?);
+        Ok(self)
+    }
+    /// The body `{"<key>": body}`, the envelope every OpenStack resource uses.
+    pub fn json_under<B: Serialize + ?Sized>(self, key: &str, body: &B) -> Result<Self> {
+        self.json(&Envelope { key, body })
     }
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
@@ -189,12 +197,49 @@ impl Request {
     }
 }
 
+/// An encoded JSON request body. Its Debug names only its size: a token request carries a
+/// password.
+#[derive(Clone)]
+pub struct JsonBody(Bytes);
+
+impl JsonBody {
+    fn encode<B: Serialize + ?Sized>(body: &B) -> Result<JsonBody> {
+        serde_json::to_vec(body)
+            .map(|v| JsonBody(Bytes::from(v)))
+            .map_err(|e| Error::Config(format!("cannot encode request: {e}")))
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for JsonBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonBody({} bytes)", self.0.len())
+    }
+}
+
+/// Serializes as `{"<key>": body}` without building the map.
+struct Envelope<'a, B: ?Sized> {
+    key: &'a str,
+    body: &'a B,
+}
+
+impl<B: Serialize + ?Sized> Serialize for Envelope<'_, B> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(self.key, self.body)?;
+        m.end()
+    }
+}
+
 /// A successful answer.
 #[derive(Clone, Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    pub body: Bytes,
     op: Op,
 }
 
@@ -202,6 +247,62 @@ impl Response {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body)
             .map_err(|e| Error::decode(self.op.clone(), e.to_string()))
+    }
+    /// The answer's top-level members, borrowed from the bytes; `None` for JSON that is not an
+    /// object. Malformed JSON, or JSON nested past the parser's limit, is an error.
+    fn top(&self) -> Result<Option<HashMap<String, &RawValue>>> {
+        let decode = |e: serde_json::Error| Error::decode(self.op.clone(), e.to_string());
+        match serde_json::from_slice(&self.body) {
+            Ok(top) => Ok(Some(top)),
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                // Rare and small: a `Value` applies the parser's nesting limit, as every read does.
+                serde_json::from_slice::<serde_json::Value>(&self.body).map_err(decode)?;
+                Ok(None)
+            }
+            Err(e) => Err(decode(e)),
+        }
+    }
+    /// The member `key` of the answer's top-level object, decoded straight from the bytes:
+    /// the rest of the answer is skipped, not built into a `Value` first.
+    pub fn take<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let missing = || Error::decode(self.op.clone(), format!("no {key:?} in the answer"));
+        let inner = self
+            .top()?
+            .and_then(|top| top.get(key).copied())
+            .ok_or_else(missing)?;
+        serde_json::from_str(inner.get())
+            .map_err(|e| Error::decode(self.op.clone(), format!("{key}: {e}")))
+    }
+    /// One page of a collection listing, read straight from the bytes: its items (none when
+    /// the answer lacks them) and the href of its "next" link. A listing of every pool with
+    /// hundreds of member ids each must not be built into a `Value` tree and copied.
+    pub(crate) fn page<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let Some(top) = self.top()? else {
+            return Ok((vec![], None));
+        };
+        let items = match top.get(collection) {
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| Error::decode(self.op.clone(), format!("{collection}: {e}")))?,
+            None => Vec::new(),
+        };
+        // Links are few and loosely shaped: read leniently, as before.
+        let next = top
+            .get(&format!("{collection}_links"))
+            .and_then(|raw| serde_json::from_str::<Vec<serde_json::Value>>(raw.get()).ok())
+            .and_then(|links| {
+                links
+                    .into_iter()
+                    .find(|l| l.get("rel").and_then(serde_json::Value::as_str) == Some("next"))
+            })
+            .and_then(|l| {
+                l.get("href")
+                    .and_then(serde_json::Value::as_str)
+                    .map(String::from)
+            });
+        Ok((items, next))
     }
     pub fn op(&self) -> &Op {
         &self.op
@@ -399,7 +500,7 @@ impl Session {
             ""
         };
         let mut req = Request::new("identity", Method::POST, base, path)
-            .json(self.inner.auth.request_body())
+            .json(&self.inner.auth.request_body())?
             .retry(RetryMode::Idempotent);
         req.authenticated = false;
         let resp = Box::pin(self.send(req)).await?;
@@ -512,14 +613,16 @@ impl Session {
                 rb = rb.header(k.clone(), v.clone());
             }
             if let Some(b) = &req.body {
-                rb = rb.json(b);
+                rb = rb
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.0.clone());
             }
             let started = Instant::now();
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    resp.bytes().await.map(|b| (status, headers, b.to_vec()))
+                    resp.bytes().await.map(|b| (status, headers, b))
                 }
                 Err(e) => Err(e),
             };
@@ -585,7 +688,7 @@ impl Session {
                 return Ok(Response {
                     status: 204,
                     headers,
-                    body: Vec::new(),
+                    body: Bytes::new(),
                     op,
                 });
             }
@@ -620,19 +723,6 @@ impl Session {
             }
             return Err(err);
         }
-    }
-
-    /// GET + JSON decode.
-    pub(crate) async fn get_json<T: DeserializeOwned>(
-        &self,
-        service: &str,
-        base: &str,
-        path: &str,
-        query: Vec<(String, String)>,
-    ) -> Result<T> {
-        self.send(Request::new(service, Method::GET, base, path).query(query))
-            .await?
-            .json()
     }
 
     /// A create made safe to repeat by a lookup: `lookup` is asked first (and again before every
@@ -752,5 +842,97 @@ mod tests {
         assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(parse_retry_after(&h), None);
+    }
+
+    fn answer(body: &str) -> Response {
+        Response {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            op: Op {
+                method: "GET".into(),
+                service: "load-balancer".into(),
+                path: "/v2/lbaas/pools/p1".into(),
+            },
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Pool {
+        id: String,
+        members: Vec<String>,
+    }
+
+    #[test]
+    fn take_reads_one_member_of_the_answer_and_names_what_is_wrong() {
+        let ok = answer(r#"{"links": [{"x": 1}], "pool": {"id": "p1", "members": ["a", "b"]}}"#);
+        let pool: Pool = ok.take("pool").expect("a pool");
+        assert_eq!(pool.members, ["a", "b"]);
+
+        // Escaped keys still match: the keys are decoded, not borrowed.
+        let escaped = answer(r#"{"po\u006fl": {"id": "p1", "members": []}}"#);
+        assert_eq!(escaped.take::<Pool>("pool").expect("a pool").id, "p1");
+
+        for (body, says) in [
+            (r#"{"listener": {}}"#, r#"no "pool" in the answer"#),
+            (r#"["pool"]"#, r#"no "pool" in the answer"#),
+            ("null", r#"no "pool" in the answer"#),
+            (
+                r#"{"pool": {"id": 7, "members": []}}"#,
+                "pool: invalid type",
+            ),
+            (r#"{"pool": {"id": "p1", "mem"#, "EOF"),
+        ] {
+            let err = answer(body)
+                .take::<Pool>("pool")
+                .expect_err(body)
+                .to_string();
+            assert!(err.contains(says), "{body}: {err}");
+            assert!(err.contains("/v2/lbaas/pools/p1"), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_body_is_sent_in_its_envelope_and_never_shown() {
+        let req = Request::new(
+            "identity",
+            Method::POST,
+            "http://127.0.0.1:1",
+            "/v3/auth/tokens",
+        )
+        .json_under("auth", &serde_json::json!({"password": "hunter2"}))
+        .expect("encodes");
+        let body = req.body.as_ref().expect("a body");
+        assert_eq!(body.bytes(), br#"{"auth":{"password":"hunter2"}}"#);
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("JsonBody(31 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_page_gives_its_items_and_next_link_and_names_a_bad_item() {
+        let page = answer(
+            r#"{"pools": [{"id": "p1", "members": []}, {"id": "p2", "members": ["m"]}],
+                "pools_links": [{"rel": "prev", "href": "x"}, {"rel": "next", "href": "http://h/v2/lbaas/pools?marker=p2"}]}"#,
+        );
+        let (items, next): (Vec<Pool>, _) = page.page("pools").expect("a page");
+        assert_eq!(items.len(), 2);
+        assert_eq!(next.as_deref(), Some("http://h/v2/lbaas/pools?marker=p2"));
+
+        for body in [
+            r#"{"pools_links": []}"#,
+            "[]",
+            r#"{"pools": [], "pools_links": "odd"}"#,
+        ] {
+            let (items, next): (Vec<Pool>, _) = answer(body).page("pools").expect(body);
+            assert!(items.is_empty() && next.is_none(), "{body}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(answer(&deep).page::<Pool>("pools").is_err());
+        let err = answer(r#"{"pools": [{"id": 1}]}"#)
+            .page::<Pool>("pools")
+            .expect_err("a bad item")
+            .to_string();
+        assert!(err.contains("pools: invalid type"), "{err}");
     }
 }

@@ -9,13 +9,13 @@ pub mod v1;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use model::config::LbaasGeneration;
 
 use crate::error::{Error, Result};
 use crate::neutron::{strip_version, Neutron};
-use crate::query::{list_all, seg, ListQuery};
+use crate::query::{for_each_page, list_all, seg, ListQuery};
 use crate::session::{Request, Session};
 pub use types::*;
 pub use v1::LbaasV1;
@@ -46,18 +46,6 @@ pub struct LbaasV2 {
     root: String,
     /// `/v2/lbaas` or `/v2.0/lbaas`.
     prefix: &'static str,
-}
-
-fn take<T: DeserializeOwned>(v: Value, key: &str, op: &crate::error::Op) -> Result<T> {
-    let inner = v
-        .get(key)
-        .cloned()
-        .ok_or_else(|| Error::decode(op.clone(), format!("no {key:?} in the answer")))?;
-    serde_json::from_value(inner).map_err(|e| Error::decode(op.clone(), format!("{key}: {e}")))
-}
-
-fn to_value<T: Serialize>(v: &T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::Config(format!("cannot encode request: {e}")))
 }
 
 impl LbaasV2 {
@@ -124,23 +112,33 @@ impl LbaasV2 {
 
     async fn get<T: DeserializeOwned>(&self, path: String, key: &str) -> Result<T> {
         let resp = self.session.send(self.req(Method::GET, path)).await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: String, key: &str, body: Value) -> Result<T> {
+    async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: String,
+        key: &str,
+        body: &B,
+    ) -> Result<T> {
         let resp = self
             .session
-            .send(self.req(Method::POST, path).json(json!({ key: body })))
+            .send(self.req(Method::POST, path).json_under(key, body)?)
             .await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
-    async fn put<T: DeserializeOwned>(&self, path: String, key: &str, body: Value) -> Result<T> {
+    async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: String,
+        key: &str,
+        body: &B,
+    ) -> Result<T> {
         let resp = self
             .session
-            .send(self.req(Method::PUT, path).json(json!({ key: body })))
+            .send(self.req(Method::PUT, path).json_under(key, body)?)
             .await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
     async fn delete(&self, path: String, query: Vec<(String, String)>) -> Result<()> {
@@ -194,8 +192,7 @@ impl LbaasV2 {
         if self.flavor == V2Flavor::NeutronLbaas && (lb.listeners.is_some() || lb.pools.is_some()) {
             return Err(self.unsupported("fully-populated load balancer create"));
         }
-        self.post("/loadbalancers".into(), "loadbalancer", to_value(lb)?)
-            .await
+        self.post("/loadbalancers".into(), "loadbalancer", lb).await
     }
     /// Like [`Self::create_loadbalancer`], and keeps the tree a fully-populated answer inlines.
     pub async fn create_loadbalancer_tree(
@@ -209,11 +206,11 @@ impl LbaasV2 {
             .session
             .send(
                 self.req(Method::POST, "/loadbalancers".into())
-                    .json(json!({ "loadbalancer": to_value(lb)? })),
+                    .json_under("loadbalancer", lb)?,
             )
             .await?;
         let op = resp.op().clone();
-        let answer: Value = take(resp.json()?, "loadbalancer", &op)?;
+        let answer: Value = resp.take("loadbalancer")?;
         LoadBalancerTree::from_answer(&answer)
             .map_err(|e| Error::decode(op, format!("loadbalancer: {e}")))
     }
@@ -249,12 +246,8 @@ impl LbaasV2 {
         id: &str,
         u: &UpdateLoadBalancer,
     ) -> Result<LoadBalancer> {
-        self.put(
-            format!("/loadbalancers/{}", seg(id)),
-            "loadbalancer",
-            to_value(u)?,
-        )
-        .await
+        self.put(format!("/loadbalancers/{}", seg(id)), "loadbalancer", u)
+            .await
     }
     /// `cascade`: remove listeners, pools, members and monitors with it (Octavia only; on
     /// Neutron LBaaS v2 the children must be deleted first).
@@ -285,8 +278,7 @@ impl LbaasV2 {
     // --- listeners ------------------------------------------------------------------------
 
     pub async fn create_listener(&self, l: &CreateListener) -> Result<Listener> {
-        self.post("/listeners".into(), "listener", to_value(l)?)
-            .await
+        self.post("/listeners".into(), "listener", l).await
     }
     pub async fn get_listener(&self, id: &str) -> Result<Listener> {
         self.get(format!("/listeners/{}", seg(id)), "listener")
@@ -296,7 +288,7 @@ impl LbaasV2 {
         self.list("/listeners", "listeners", q).await
     }
     pub async fn update_listener(&self, id: &str, u: &UpdateListener) -> Result<Listener> {
-        self.put(format!("/listeners/{}", seg(id)), "listener", to_value(u)?)
+        self.put(format!("/listeners/{}", seg(id)), "listener", u)
             .await
     }
     pub async fn delete_listener(&self, id: &str) -> Result<()> {
@@ -307,7 +299,7 @@ impl LbaasV2 {
     // --- pools and members ----------------------------------------------------------------
 
     pub async fn create_pool(&self, p: &CreatePool) -> Result<Pool> {
-        self.post("/pools".into(), "pool", to_value(p)?).await
+        self.post("/pools".into(), "pool", p).await
     }
     pub async fn get_pool(&self, id: &str) -> Result<Pool> {
         self.get(format!("/pools/{}", seg(id)), "pool").await
@@ -315,9 +307,25 @@ impl LbaasV2 {
     pub async fn list_pools(&self, q: &ListQuery) -> Result<Vec<Pool>> {
         self.list("/pools", "pools", q).await
     }
+    /// The pools page by page (a pool lists every member id: hundreds each on a large cluster).
+    pub async fn for_each_pool_page(
+        &self,
+        q: &ListQuery,
+        each: impl FnMut(Vec<Pool>),
+    ) -> Result<()> {
+        for_each_page(
+            &self.session,
+            self.service,
+            &self.root,
+            &format!("{}/pools", self.prefix),
+            "pools",
+            q,
+            each,
+        )
+        .await
+    }
     pub async fn update_pool(&self, id: &str, u: &UpdatePool) -> Result<Pool> {
-        self.put(format!("/pools/{}", seg(id)), "pool", to_value(u)?)
-            .await
+        self.put(format!("/pools/{}", seg(id)), "pool", u).await
     }
     pub async fn delete_pool(&self, id: &str) -> Result<()> {
         self.delete(format!("/pools/{}", seg(id)), Vec::new()).await
@@ -334,18 +342,14 @@ impl LbaasV2 {
         .await
     }
     pub async fn create_member(&self, pool_id: &str, m: &CreateMember) -> Result<Member> {
-        self.post(
-            format!("/pools/{}/members", seg(pool_id)),
-            "member",
-            to_value(m)?,
-        )
-        .await
+        self.post(format!("/pools/{}/members", seg(pool_id)), "member", m)
+            .await
     }
     pub async fn update_member(&self, pool_id: &str, id: &str, u: &UpdateMember) -> Result<Member> {
         self.put(
             format!("/pools/{}/members/{}", seg(pool_id), seg(id)),
             "member",
-            to_value(u)?,
+            u,
         )
         .await
     }
@@ -362,11 +366,10 @@ impl LbaasV2 {
         if self.flavor == V2Flavor::NeutronLbaas {
             return Err(self.unsupported("batch member update"));
         }
-        let body = json!({ "members": to_value(&members)? });
         self.session
             .send(
                 self.req(Method::PUT, format!("/pools/{}/members", seg(pool_id)))
-                    .json(body),
+                    .json_under("members", members)?,
             )
             .await
             .map(|_| ())
@@ -375,7 +378,7 @@ impl LbaasV2 {
     // --- health monitors ------------------------------------------------------------------
 
     pub async fn create_healthmonitor(&self, h: &CreateHealthMonitor) -> Result<HealthMonitor> {
-        self.post("/healthmonitors".into(), "healthmonitor", to_value(h)?)
+        self.post("/healthmonitors".into(), "healthmonitor", h)
             .await
     }
     pub async fn get_healthmonitor(&self, id: &str) -> Result<HealthMonitor> {
@@ -390,12 +393,8 @@ impl LbaasV2 {
         id: &str,
         u: &UpdateHealthMonitor,
     ) -> Result<HealthMonitor> {
-        self.put(
-            format!("/healthmonitors/{}", seg(id)),
-            "healthmonitor",
-            to_value(u)?,
-        )
-        .await
+        self.put(format!("/healthmonitors/{}", seg(id)), "healthmonitor", u)
+            .await
     }
     pub async fn delete_healthmonitor(&self, id: &str) -> Result<()> {
         self.delete(format!("/healthmonitors/{}", seg(id)), Vec::new())
@@ -630,7 +629,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&u).unwrap(),
-            json!({ "default_pool_id": null })
+            serde_json::json!({ "default_pool_id": null })
         );
     }
 }

@@ -81,10 +81,10 @@ pub struct PoolTree {
 }
 
 impl LoadBalancerTree {
-    /// Reads the answer's `loadbalancer` object; the tree only when every listener, pool,
+    /// Reads the answer's `loadbalancer` object in place (no copy of a large member list); the tree only when every listener, pool,
     /// member and monitor the load balancer names is there whole.
     pub fn from_answer(v: &serde_json::Value) -> Result<Self, serde_json::Error> {
-        let load_balancer: LoadBalancer = serde_json::from_value(v.clone())?;
+        let load_balancer: LoadBalancer = LoadBalancer::deserialize(v)?;
         Ok(LoadBalancerTree {
             tree: Tree::from_answer(v, &load_balancer),
             load_balancer,
@@ -101,7 +101,7 @@ impl Tree {
             .iter()
             .map(|l| {
                 whole(l, "protocol")
-                    .then(|| serde_json::from_value(l.clone()).ok())
+                    .then(|| Listener::deserialize(l).ok())
                     .flatten()
             })
             .collect::<Option<_>>()?;
@@ -110,13 +110,13 @@ impl Tree {
             if !whole(p, "lb_algorithm") {
                 return None;
             }
-            let pool: Pool = serde_json::from_value(p.clone()).ok()?;
+            let pool: Pool = Pool::deserialize(p).ok()?;
             let members: Vec<Member> = match p.get("members") {
                 Some(serde_json::Value::Array(ms)) => ms
                     .iter()
                     .map(|m| {
                         whole(m, "address")
-                            .then(|| serde_json::from_value(m.clone()).ok())
+                            .then(|| Member::deserialize(m).ok())
                             .flatten()
                     })
                     .collect::<Option<_>>()?,
@@ -127,7 +127,7 @@ impl Tree {
                     if !whole(m, "type") {
                         return None;
                     }
-                    Some(serde_json::from_value::<HealthMonitor>(m.clone()).ok()?)
+                    Some(HealthMonitor::deserialize(m).ok()?)
                 }
                 _ => None,
             };

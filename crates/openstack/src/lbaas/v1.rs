@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lbaas::types::SessionPersistence;
 use crate::neutron::strip_version;
 use crate::query::{list_all, seg, ListQuery};
@@ -180,18 +180,6 @@ pub struct LbaasV1 {
     root: String,
 }
 
-fn take<T: DeserializeOwned>(v: Value, key: &str, op: &crate::error::Op) -> Result<T> {
-    let inner = v
-        .get(key)
-        .cloned()
-        .ok_or_else(|| Error::decode(op.clone(), format!("no {key:?} in the answer")))?;
-    serde_json::from_value(inner).map_err(|e| Error::decode(op.clone(), format!("{key}: {e}")))
-}
-
-fn to_value<T: Serialize>(v: &T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::Config(format!("cannot encode request: {e}")))
-}
-
 impl LbaasV1 {
     pub async fn new(session: &Session) -> Result<LbaasV1> {
         let url = session.endpoint(SERVICE).await?;
@@ -222,19 +210,19 @@ impl LbaasV1 {
         .await
     }
 
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
         path: String,
         key: &str,
-        body: Option<Value>,
+        body: Option<&B>,
     ) -> Result<T> {
         let mut r = self.req(method, path);
         if let Some(b) = body {
-            r = r.json(json!({ key: b }));
+            r = r.json_under(key, b)?;
         }
         let resp = self.session.send(r).await?;
-        take(resp.json()?, key, resp.op())
+        resp.take(key)
     }
 
     async fn delete(&self, path: String) -> Result<()> {
@@ -248,21 +236,21 @@ impl LbaasV1 {
         self.list("/pools", "pools", q).await
     }
     pub async fn get_pool(&self, id: &str) -> Result<V1Pool> {
-        self.call(Method::GET, format!("/pools/{}", seg(id)), "pool", None)
-            .await
+        self.call(
+            Method::GET,
+            format!("/pools/{}", seg(id)),
+            "pool",
+            None::<&()>,
+        )
+        .await
     }
     pub async fn create_pool(&self, p: &V1CreatePool) -> Result<V1Pool> {
-        self.call(Method::POST, "/pools".into(), "pool", Some(to_value(p)?))
+        self.call(Method::POST, "/pools".into(), "pool", Some(p))
             .await
     }
     pub async fn update_pool(&self, id: &str, u: &V1UpdatePool) -> Result<V1Pool> {
-        self.call(
-            Method::PUT,
-            format!("/pools/{}", seg(id)),
-            "pool",
-            Some(to_value(u)?),
-        )
-        .await
+        self.call(Method::PUT, format!("/pools/{}", seg(id)), "pool", Some(u))
+            .await
     }
     pub async fn delete_pool(&self, id: &str) -> Result<()> {
         self.delete(format!("/pools/{}", seg(id))).await
@@ -272,21 +260,21 @@ impl LbaasV1 {
         self.list("/vips", "vips", q).await
     }
     pub async fn get_vip(&self, id: &str) -> Result<V1Vip> {
-        self.call(Method::GET, format!("/vips/{}", seg(id)), "vip", None)
-            .await
+        self.call(
+            Method::GET,
+            format!("/vips/{}", seg(id)),
+            "vip",
+            None::<&()>,
+        )
+        .await
     }
     pub async fn create_vip(&self, v: &V1CreateVip) -> Result<V1Vip> {
-        self.call(Method::POST, "/vips".into(), "vip", Some(to_value(v)?))
+        self.call(Method::POST, "/vips".into(), "vip", Some(v))
             .await
     }
     pub async fn update_vip(&self, id: &str, u: &V1UpdateVip) -> Result<V1Vip> {
-        self.call(
-            Method::PUT,
-            format!("/vips/{}", seg(id)),
-            "vip",
-            Some(to_value(u)?),
-        )
-        .await
+        self.call(Method::PUT, format!("/vips/{}", seg(id)), "vip", Some(u))
+            .await
     }
     pub async fn delete_vip(&self, id: &str) -> Result<()> {
         self.delete(format!("/vips/{}", seg(id))).await
@@ -296,13 +284,8 @@ impl LbaasV1 {
         self.list("/members", "members", q).await
     }
     pub async fn create_member(&self, m: &V1CreateMember) -> Result<V1Member> {
-        self.call(
-            Method::POST,
-            "/members".into(),
-            "member",
-            Some(to_value(m)?),
-        )
-        .await
+        self.call(Method::POST, "/members".into(), "member", Some(m))
+            .await
     }
     pub async fn delete_member(&self, id: &str) -> Result<()> {
         self.delete(format!("/members/{}", seg(id))).await
@@ -319,7 +302,7 @@ impl LbaasV1 {
             Method::POST,
             "/health_monitors".into(),
             "health_monitor",
-            Some(to_value(h)?),
+            Some(h),
         )
         .await
     }
@@ -328,7 +311,7 @@ impl LbaasV1 {
             Method::GET,
             format!("/health_monitors/{}", seg(id)),
             "health_monitor",
-            None,
+            None::<&()>,
         )
         .await
     }
@@ -342,7 +325,7 @@ impl LbaasV1 {
                 Method::POST,
                 format!("/pools/{}/health_monitors", seg(pool_id)),
             )
-            .json(json!({ "health_monitor": { "id": monitor_id } }));
+            .json(&json!({ "health_monitor": { "id": monitor_id } }))?;
         self.session.send(r).await.map(|_| ())
     }
     pub async fn disassociate_health_monitor(&self, pool_id: &str, monitor_id: &str) -> Result<()> {
