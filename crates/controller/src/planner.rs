@@ -409,20 +409,56 @@ struct Known {
     exact: bool,
     lb_id: String,
     at: Instant,
+    /// Members in all its pools: what it costs to hold.
+    members: usize,
 }
 
 /// A known state is trusted only this long; the usual wait is a few seconds to a minute.
 const KNOWN_TTL: Duration = Duration::from_secs(300);
 
+/// Known states hold whole member lists: a pool per port and a member per node, so 400 for
+/// two ports on 200 nodes, about 130 kB. Past this many members in all, a Service reads its
+/// tree on the next pass instead (one more GET), so memory stays bounded at any scale: the
+/// budget is about 5 MB, 40 such Services or 160 on 50 nodes.
+const KNOWN_MEMBER_BUDGET: usize = 16_384;
+
+fn members_in(observed: &Observed) -> usize {
+    observed
+        .load_balancer
+        .iter()
+        .flat_map(|lb| &lb.listeners)
+        .filter_map(|l| l.pool.as_ref())
+        .map(|p| p.members.len())
+        .sum()
+}
+
+/// Keeps `state` as `key`'s known state when the budget allows (its older one is replaced);
+/// states past their TTL are dropped first. Whether it was kept.
+fn remember(known: &mut HashMap<String, Known>, key: String, state: Known) -> bool {
+    known.remove(&key);
+    known.retain(|_, k| k.at.elapsed() <= KNOWN_TTL);
+    let held: usize = known.values().map(|k| k.members).sum();
+    if held + state.members > KNOWN_MEMBER_BUDGET {
+        return false;
+    }
+    known.insert(key, state);
+    true
+}
+
 /// The state after `steps` ran on `observed`, when every step's effect is known from its
 /// answer (creates) or its request (member sets, tags); `None` otherwise.
-fn state_after(observed: &Observed, steps: &[Step], executed: &Executed) -> Option<Known> {
-    let mut after = observed.clone();
+fn state_after(observed: Observed, steps: &[Step], executed: Executed) -> Option<Known> {
+    let Executed {
+        mut load_balancer,
+        floating_ips,
+        ..
+    } = executed;
+    let mut after = observed;
     let mut exact = true;
     for step in steps {
         match step {
             Step::CreateLoadBalancer { .. } => {
-                after.load_balancer = Some(executed.load_balancer.clone()?);
+                after.load_balancer = Some(load_balancer.take()?);
             }
             Step::CreateFloatingIp { .. } => {}
             Step::TagFloatingIp { fip, tag } => {
@@ -445,11 +481,10 @@ fn state_after(observed: &Observed, steps: &[Step], executed: &Executed) -> Opti
             _ => return None,
         }
     }
-    after
-        .floating_ips
-        .extend(executed.floating_ips.iter().cloned());
+    after.floating_ips.extend(floating_ips);
     let lb_id = after.load_balancer.as_ref()?.id.clone();
     Some(Known {
+        members: members_in(&after),
         observed: after,
         exact,
         lb_id,
@@ -531,17 +566,26 @@ impl<C: Cloud + Inventory + Resync> Planner<C> {
             Some(ran) => {
                 let woken = self.wait_for(ran.locked.as_deref(), service);
                 let key = status::key(service);
+                let names = ran.names;
                 let next = woken
-                    .then(|| state_after(&observed, &ran.steps, &ran.executed))
+                    .then(|| state_after(observed, &ran.steps, ran.executed))
                     .flatten();
                 let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
                 match next {
-                    Some(k) => known.insert(key, k),
-                    None => known.remove(&key),
+                    Some(k) => {
+                        if !remember(&mut known, key, k) {
+                            debug!(
+                                "known states are at their budget: the next pass reads the tree"
+                            );
+                        }
+                    }
+                    None => {
+                        known.remove(&key);
+                    }
                 };
                 drop(known);
                 Ok(Ensured::Progressed {
-                    steps: ran.names,
+                    steps: names,
                     created,
                     notices,
                     stages,

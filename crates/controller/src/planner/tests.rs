@@ -1092,3 +1092,73 @@ async fn a_lookup_the_cloud_failed_is_tried_again_after_the_short_gap() {
     assert!(p.ensure(&svc, &nodes).await.is_err());
     assert_eq!(cloud.rediscovered.lock().unwrap().len(), 2);
 }
+
+fn known_of(members: usize, at: Instant) -> Known {
+    Known {
+        observed: Observed::default(),
+        exact: true,
+        lb_id: "lb".into(),
+        at,
+        members,
+    }
+}
+
+#[test]
+fn known_states_stay_within_their_member_budget() {
+    let now = Instant::now();
+    let mut known = HashMap::new();
+    let half = KNOWN_MEMBER_BUDGET / 2;
+    assert!(remember(&mut known, "a/one".into(), known_of(half, now)));
+    assert!(remember(&mut known, "a/two".into(), known_of(half, now)));
+    // Full: a third is not kept, and the two held are untouched.
+    assert!(!remember(&mut known, "a/three".into(), known_of(1, now)));
+    assert_eq!(known.len(), 2);
+    // A Service's new state replaces its old one, whose cost is freed first.
+    assert!(remember(&mut known, "a/two".into(), known_of(half, now)));
+    assert_eq!(known.len(), 2);
+    // One larger than the whole budget is never kept.
+    known.clear();
+    assert!(!remember(
+        &mut known,
+        "a/huge".into(),
+        known_of(KNOWN_MEMBER_BUDGET + 1, now)
+    ));
+    assert!(known.is_empty());
+}
+
+#[test]
+fn an_expired_known_state_frees_its_budget() {
+    let Some(old) = Instant::now().checked_sub(KNOWN_TTL + Duration::from_secs(1)) else {
+        return; // a machine up for less than the TTL cannot hold an expired state
+    };
+    let mut known = HashMap::new();
+    known.insert("a/stale".to_string(), known_of(KNOWN_MEMBER_BUDGET, old));
+    assert!(remember(
+        &mut known,
+        "a/fresh".into(),
+        known_of(10, Instant::now())
+    ));
+    assert!(!known.contains_key("a/stale"));
+}
+
+#[test]
+fn a_known_state_costs_the_members_of_all_its_pools() {
+    let listener = |port: u16, members: usize| {
+        let members: Vec<serde_json::Value> = (0..members)
+            .map(|i| serde_json::json!({"id": format!("m{i}"), "address": format!("10.0.0.{i}"), "protocol_port": 30080}))
+            .collect();
+        serde_json::json!({
+            "id": format!("l{port}"), "name": "l", "protocol": "TCP", "protocol_port": port,
+            "pool": {"id": format!("p{port}"), "name": "p", "protocol": "TCP",
+                     "lb_algorithm": "ROUND_ROBIN", "members": members},
+        })
+    };
+    let bare = serde_json::json!({"id": "l9", "name": "l", "protocol": "TCP", "protocol_port": 9});
+    let observed: Observed = serde_json::from_value(serde_json::json!({
+        "load_balancer": {"id": "lb", "listeners": [listener(80, 3), listener(443, 5), bare]},
+        "floating_ips": [],
+    }))
+    .expect("an observed tree");
+    assert_eq!(members_in(&observed), 8);
+    assert_eq!(members_in(&Observed::default()), 0);
+}
