@@ -49,6 +49,28 @@ enum Command {
     Demo(cmd_demo::Args),
 }
 
+/// One malloc arena instead of glibc's one per thread under contention (up to 8 per core):
+/// the controller waits on the network, so the lock costs nothing measurable, while each
+/// arena keeps its own freed pages. Measured on 300 Services over 200 nodes: peak RSS about
+/// 4 MB lower (docs/reliability.md, "Memory"). An operator's `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`
+/// wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn malloc_tuning() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var_os("GLIBC_TUNABLES").is_some()
+    {
+        return;
+    }
+    // SAFETY: called first in main, before any other thread exists; mallopt only sets an
+    // allocator parameter and reports failure by its return value, which is not needed.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn malloc_tuning() {}
+
 /// `default_level` applies unless RUST_LOG says otherwise.
 fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -63,6 +85,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 fn main() -> std::process::ExitCode {
+    malloc_tuning();
     let cli = Cli::parse();
     // The demo narrates on stdout; the services it runs in-process only speak up when wrong.
     let default_level = match cli.command {
