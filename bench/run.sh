@@ -12,6 +12,8 @@
 #            cloud.conf; repeatable: e.g. to measure another rate limit)
 #
 # Env: OLBC_BIN (use this openstack-lb-controller binary instead of a release build),
+#      OLBC_SANDBOX_BIN (the binary that serves the sandbox, default OLBC_BIN: the image's
+#      binary has no sandbox, so measuring it needs the release build here),
 #      OLBC_OCCM_VERSION, OLBC_CACHE_DIR, plus what hack/control-plane.sh understands.
 set -euo pipefail
 
@@ -86,6 +88,8 @@ else
   cargo build -q --release -p openstack-lb-controller
   olbc_bin=${CARGO_TARGET_DIR:-$repo/target}/release/openstack-lb-controller
 fi
+sandbox_bin=${OLBC_SANDBOX_BIN:-$olbc_bin}
+[[ -x $sandbox_bin ]] || die "OLBC_SANDBOX_BIN=$sandbox_bin is not an executable"
 
 occm_bin=
 wants_occm=false
@@ -139,7 +143,7 @@ trap 'exit 130' INT TERM
 sandbox_args=(--provisioning-delay "$delay"
   --quota floatingip=-1 --quota port=-1 --quota security_group=-1 --quota security_group_rule=-1)
 [[ -n $delay_max ]] && sandbox_args+=(--provisioning-delay-max "$delay_max")
-world_start "$work" "$olbc_bin" "${sandbox_args[@]}"
+world_start "$work" "$sandbox_bin" "${sandbox_args[@]}"
 admin_url=$world_admin_url
 kubeconfig=$world_kubeconfig
 node_octet=$world_node_octet
