@@ -212,18 +212,25 @@ def upstream_conn(a):
 
 
 def lb_state(conn, name):
-    """(provisioning_status, {listener port: sorted member addresses}) or None when absent."""
+    """(provisioning_status, {listener port: sorted member addresses}) or None when absent.
+    A listener or pool that vanishes between the reads (a cascade delete in progress) gives
+    ("CHANGING", {}): the caller's wait looks again instead of failing on the 404."""
     lbs = [lb for lb in conn.load_balancer.load_balancers(name=name) if lb.name == name]
     if not lbs:
         return None
+    import openstack  # only in the OCCM runs' venv, like upstream_conn's
+
     lb = lbs[0]
     ports = {}
-    for pool in conn.load_balancer.pools(loadbalancer_id=lb.id):
-        if not any(x["id"] == lb.id for x in pool.loadbalancers or []):
-            continue
-        for lref in pool.listeners or []:
-            listener = conn.load_balancer.get_listener(lref["id"])
-            ports[listener.protocol_port] = sorted(m.address for m in conn.load_balancer.members(pool.id))
+    try:
+        for pool in conn.load_balancer.pools(loadbalancer_id=lb.id):
+            if not any(x["id"] == lb.id for x in pool.loadbalancers or []):
+                continue
+            for lref in pool.listeners or []:
+                listener = conn.load_balancer.get_listener(lref["id"])
+                ports[listener.protocol_port] = sorted(m.address for m in conn.load_balancer.members(pool.id))
+    except openstack.exceptions.NotFoundException:
+        return "CHANGING", {}
     return lb.provisioning_status, ports
 
 
