@@ -155,7 +155,8 @@ async fn two_services_share_one_load_balancer_by_load_balancer_id() {
     let b = env
         .create_service(service("b", 8080, json!({LB_ID: lb_id})))
         .await;
-    backends.extend(backends_for(&b, &NODES, "svc-b").await);
+    // B's backends stop when B goes: the B created again later may get the same NodePort.
+    let b_backends = backends_for(&b, &NODES, "svc-b").await;
     env.wait_ingress_is("b", &ip, LIMIT).await;
     wait_for("B's listener with members", LIMIT, || async {
         let l = listeners(&env, &lb_id).await;
@@ -278,7 +279,12 @@ async fn two_services_share_one_load_balancer_by_load_balancer_id() {
     assert_eq!(env.fips().await.len(), 1);
     wait_answer(&ip, 80, "svc-a@").await;
 
-    // B again, then A deleted while B still uses the LB.
+    // B again, then A deleted while B still uses the LB. The old B's backends are closed
+    // first (awaited, so their sockets are gone): the apiserver may reuse B's NodePort.
+    for h in b_backends {
+        h.abort();
+        let _ = h.await;
+    }
     let b = env
         .create_service(service("b", 8080, json!({LB_ID: lb_id})))
         .await;
